@@ -1,0 +1,1 @@
+// conv benchmarks: being written

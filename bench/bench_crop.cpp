@@ -1,0 +1,1 @@
+// crop benchmarks: being written

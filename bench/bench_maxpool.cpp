@@ -1,0 +1,1 @@
+// maxpool benchmarks: being written

@@ -1,0 +1,1 @@
+// norm benchmarks: being written

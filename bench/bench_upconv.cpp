@@ -1,0 +1,1 @@
+// upconv benchmarks: being written

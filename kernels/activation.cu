@@ -1,0 +1,81 @@
+// CUDA launchers for bias + activation; the arithmetic is activation.h's.
+#include "engine/cuda_check.h"
+#include "kernels/activation.h"
+
+namespace unet {
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void bias_act_forward_kernel(float* y, const float* bias, int64_t channels, int64_t plane,
+                                        int64_t batch_stride, int64_t total, Activation kind,
+                                        float slope) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = i / (channels * plane), r = i % (channels * plane), c = r / plane;
+    float* p = y + n * batch_stride + r;
+    *p = activate(*p + (bias ? bias[c] : 0.f), kind, slope);
+  }
+}
+
+__global__ void act_backward_kernel(const float* y, float* dy, int64_t channels, int64_t plane,
+                                    int64_t y_stride, int64_t dy_stride, int64_t total, Activation kind,
+                                    float slope) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = i / (channels * plane), r = i % (channels * plane);
+    dy[n * dy_stride + r] *= activate_grad(y[n * y_stride + r], kind, slope);
+  }
+}
+
+// One block per channel; a fixed per-thread order and a tree in shared memory make
+// the sum the same on every run (no atomics).
+__global__ void bias_grad_kernel(const float* dy, float* dbias, int64_t samples, int64_t plane,
+                                 int64_t batch_stride) {
+  __shared__ float partial[kThreads];
+  const int64_t c = blockIdx.x;
+  float s = 0.f;
+  for (int64_t n = 0; n < samples; ++n) {
+    const float* p = dy + n * batch_stride + c * plane;
+    for (int64_t i = threadIdx.x; i < plane; i += blockDim.x) s += p[i];
+  }
+  partial[threadIdx.x] = s;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) dbias[c] += partial[0];
+}
+
+int blocks_for(int64_t total) {
+  const int64_t b = (total + kThreads - 1) / kThreads;
+  return static_cast<int>(b < 65535 * 8 ? b : 65535 * 8);
+}
+
+}  // namespace
+
+void bias_act_forward_cuda(const Tensor& y, const float* bias, ActivationSpec act, Stream stream) {
+  const Shape& s = y.shape;
+  if (s.count() == 0) return;
+  bias_act_forward_kernel<<<blocks_for(s.count()), kThreads, 0, stream>>>(
+      y.data, bias, s.c, s.spatial(), y.batch_stride, s.count(), act.kind, act.slope);
+  UNET_CUDA_CHECK_LAUNCH();
+}
+
+void bias_act_backward_cuda(const Tensor& y, const Tensor& dy, float* dbias, ActivationSpec act,
+                            Stream stream) {
+  expect_shape("bias_act_backward_cuda", "dy", dy.shape, y.shape);
+  const Shape& s = y.shape;
+  if (s.count() == 0) return;
+  act_backward_kernel<<<blocks_for(s.count()), kThreads, 0, stream>>>(
+      y.data, dy.data, s.c, s.spatial(), y.batch_stride, dy.batch_stride, s.count(), act.kind, act.slope);
+  UNET_CUDA_CHECK_LAUNCH();
+  if (dbias) {
+    bias_grad_kernel<<<static_cast<unsigned>(s.c), kThreads, 0, stream>>>(dy.data, dbias, s.n, s.spatial(),
+                                                                          dy.batch_stride);
+    UNET_CUDA_CHECK_LAUNCH();
+  }
+}
+
+}  // namespace unet

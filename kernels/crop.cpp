@@ -1,0 +1,1 @@
+// crop: being written

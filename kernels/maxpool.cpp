@@ -1,0 +1,1 @@
+// maxpool: being written

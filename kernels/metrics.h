@@ -1,0 +1,38 @@
+// Segmentation metrics from logits and labels: per-class confusion counts, and
+// Dice and IoU from them.
+//
+// The prediction is the argmax over channels (softmax head) or logit > 0
+// (sigmoid head, classes 0 = background and 1 = foreground). Voxels labelled
+// ignore_label are not counted; other labels outside the classes are an error
+// (std::invalid_argument).
+//
+// Memory contract
+//   confusion_accumulate: reads logits, labels; accumulates (+=) into the counts.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/tensor.h"
+#include "kernels/loss.h"
+
+namespace unet {
+
+struct Confusion {
+  explicit Confusion(int classes = 0) : tp(classes, 0), fp(classes, 0), fn(classes, 0) {}
+  std::vector<int64_t> tp, fp, fn;
+  int classes() const { return static_cast<int>(tp.size()); }
+};
+
+// Number of classes the head predicts: 2 for sigmoid, C for softmax.
+int head_classes(Head head, const Shape& logits);
+
+void confusion_accumulate(const Tensor& logits, const int32_t* labels, Head head, int32_t ignore_label,
+                          Confusion& counts);
+
+// 2 TP / (2 TP + FP + FN) and TP / (TP + FP + FN); NaN when the class is absent
+// from both prediction and label (nothing to score), as nnU-Net reports it.
+double dice(const Confusion& c, int cls);
+double iou(const Confusion& c, int cls);
+
+}  // namespace unet

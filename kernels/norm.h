@@ -1,0 +1,50 @@
+// Batch normalization and instance normalization, with a per-channel affine
+// (gamma, beta).
+//
+//   batch:    statistics per channel over (N, D, H, W); groups = C.
+//   instance: statistics per (sample, channel) over (D, H, W); groups = N * C.
+// y = gamma[c] * (x - mean[g]) * invstd[g] + beta[c], invstd = 1 / sqrt(var + eps),
+// with the biased variance (divide by the group's count), as PyTorch does.
+//
+// Training mode computes the statistics of the batch, saves mean and invstd per
+// group for backward, and (batch norm) updates the running statistics:
+//   running = (1 - momentum) * running + momentum * batch_statistic,
+// with the unbiased variance (count / (count - 1)) for running_var.
+// Inference mode (batch norm) normalizes with the running statistics; instance
+// norm always uses the statistics of the instance, as in training.
+//
+// Memory contract
+//   norm_forward_train: reads x, gamma, beta; overwrites y, mean, invstd (groups
+//                       entries each); batch norm reads and overwrites
+//                       running_mean, running_var (C entries each).
+//   norm_forward_infer: reads x, gamma, beta, running_mean, running_var (batch)
+//                       ; overwrites y. (Instance norm: same as train without the
+//                       saved statistics.)
+//   norm_backward:      reads x, dy, gamma, mean, invstd; overwrites dx;
+//                       accumulates (+=) into dgamma, dbeta.
+// x and y are distinct buffers (backward needs x).
+#pragma once
+
+#include "engine/tensor.h"
+#include "kernels/common.h"
+
+namespace unet {
+
+enum class NormKind { batch, instance };
+
+struct NormSpec {
+  NormKind kind = NormKind::batch;
+  float eps = 1e-5f;
+  float momentum = 0.1f;
+};
+
+inline int64_t norm_groups(NormKind kind, const Shape& s) { return kind == NormKind::batch ? s.c : s.n * s.c; }
+
+void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
+                        float* invstd, float* running_mean, float* running_var, const NormSpec& spec);
+void norm_forward_infer(const Tensor& x, const Tensor& y, const float* gamma, const float* beta,
+                        const float* running_mean, const float* running_var, const NormSpec& spec);
+void norm_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, const float* gamma, const float* mean,
+                   const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec);
+
+}  // namespace unet

@@ -1,0 +1,68 @@
+// Optimizer steps over the flat parameter buffer: SGD (momentum, Nesterov,
+// weight decay), Adam (L2 weight decay added to the gradient) and AdamW
+// (decoupled weight decay), following PyTorch's torch.optim formulas; and the
+// global gradient norm for clipping.
+//
+// Memory contract
+//   optimizer_step: reads grads; overwrites params and the state buffers
+//                   (m: SGD's momentum buffer or Adam's first moment; v: Adam's
+//                   second moment; both zero before the first step).
+//   gradient_norm:  reads grads.
+// The gradient is multiplied by grad_scale before use: clipping (clip_scale) and
+// averaging over accumulation steps fold into that one factor.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/common.h"
+
+namespace unet {
+
+enum class OptimizerKind { sgd, adam, adamw };
+
+struct OptimizerSpec {
+  OptimizerKind kind = OptimizerKind::adam;
+  float momentum = 0.9f;  // SGD
+  bool nesterov = false;  // SGD
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // Adam, AdamW
+  float weight_decay = 0.f;
+};
+
+// One parameter's SGD update (PyTorch's SGD with dampening 0; buffer starts at 0).
+UNET_HD void sgd_update(float& p, float g, float& buf, float lr, const OptimizerSpec& s) {
+  g += s.weight_decay * p;
+  buf = s.momentum * buf + g;
+  p -= lr * (s.nesterov ? g + s.momentum * buf : buf);
+}
+
+// One parameter's Adam/AdamW update at step t (1-based); bias1 = 1 - beta1^t,
+// bias2 = 1 - beta2^t, computed once per step by the caller.
+UNET_HD void adam_update(float& p, float g, float& m, float& v, float lr, float bias1, float bias2,
+                         const OptimizerSpec& s) {
+  if (s.kind == OptimizerKind::adamw)
+    p -= lr * s.weight_decay * p;
+  else
+    g += s.weight_decay * p;
+  m = s.beta1 * m + (1.f - s.beta1) * g;
+  v = s.beta2 * v + (1.f - s.beta2) * g * g;
+  p -= lr * (m / bias1) / (sqrtf(v / bias2) + s.eps);
+}
+
+// step is 1-based (the number of this update).
+void optimizer_step(float* params, const float* grads, float* m, float* v, int64_t count,
+                    const OptimizerSpec& spec, float lr, int64_t step, float grad_scale);
+
+// Euclidean norm of the whole gradient, deterministic (see parallel.h).
+double gradient_norm(const float* grads, int64_t count);
+
+// The factor that clips a gradient of norm `norm` to at most max_norm
+// (torch.nn.utils.clip_grad_norm_): min(1, max_norm / (norm + 1e-6)); 1 when
+// max_norm <= 0 (no clipping).
+inline float clip_scale(double norm, double max_norm) {
+  if (max_norm <= 0) return 1.f;
+  const double s = max_norm / (norm + 1e-6);
+  return s < 1 ? static_cast<float>(s) : 1.f;
+}
+
+}  // namespace unet

@@ -1,0 +1,1 @@
+// upconv: being written

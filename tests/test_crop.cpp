@@ -1,0 +1,1 @@
+// crop tests: being written

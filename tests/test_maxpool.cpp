@@ -1,0 +1,1 @@
+// maxpool tests: being written

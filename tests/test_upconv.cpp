@@ -1,0 +1,1 @@
+// upconv tests: being written
