@@ -27,20 +27,7 @@ void bias_act_backward(const Tensor& y, const Tensor& dy, float* dbias, Activati
       float* pd = dy.channel(n, c);
       for (int64_t i = 0; i < plane; ++i) pd[i] *= activate_grad(py[i], act.kind, act.slope);
     }
-  if (!dbias) return;
-  // Per channel, a deterministic sum over samples and positions.
-  for (int64_t c = 0; c < s.c; ++c) {
-    double total = 0;
-    for (int64_t n = 0; n < s.n; ++n) {
-      const float* pd = dy.channel(n, c);
-      total += deterministic_sum(plane, [&](int64_t b, int64_t e) {
-        double t = 0;
-        for (int64_t i = b; i < e; ++i) t += pd[i];
-        return t;
-      });
-    }
-    dbias[c] += static_cast<float>(total);
-  }
+  if (dbias) add_channel_sums(dy, dbias);
 }
 
 }  // namespace unet

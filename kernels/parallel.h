@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/tensor.h"
+
 namespace unet {
 
 constexpr int64_t kReduceChunk = 4096;
@@ -44,6 +46,24 @@ std::vector<double> deterministic_sums(int64_t count, int k, Fn fn) {
   for (int64_t i = 0; i < chunks; ++i)
     for (int j = 0; j < k; ++j) s[static_cast<size_t>(j)] += partial[static_cast<size_t>(i * k + j)];
   return s;
+}
+
+// sums[c] += the sum of channel c over every sample and position (bias and
+// normalization-shift gradients).
+inline void add_channel_sums(const Tensor& t, float* sums) {
+  const int64_t plane = t.shape.spatial();
+  for (int64_t c = 0; c < t.shape.c; ++c) {
+    double total = 0;
+    for (int64_t n = 0; n < t.shape.n; ++n) {
+      const float* p = t.channel(n, c);
+      total += deterministic_sum(plane, [p](int64_t b, int64_t e) {
+        double s = 0;
+        for (int64_t i = b; i < e; ++i) s += p[i];
+        return s;
+      });
+    }
+    sums[c] += static_cast<float>(total);
+  }
 }
 
 }  // namespace unet

@@ -1,0 +1,46 @@
+// Convolution, k x k (x k), stride 1, "same" (zero padding k / 2, k odd) or
+// "valid" (no padding) output, with bias: y = conv(x, w) + bias. The 1 x 1 head
+// is the case k = 1. Weights are [Co, Ci, kd, kh, kw] (kd = 1 in 2D), the
+// layout of PyTorch and cuDNN.
+//
+// The CPU version lowers the convolution to GEMMs through OpenBLAS (im2col):
+// chunks of output rows at a time so that the column buffer stays bounded for
+// 3D volumes; im2col and col2im run on OpenMP threads. The workspace the caller
+// passes holds the column buffer (conv_workspace_floats).
+//
+// Memory contract
+//   conv_forward:  reads x, w, bias (may be null); overwrites y. y may be a
+//                  channel slice of a larger buffer (zero-copy concatenation).
+//   conv_backward: reads x, w, dy; writes dx per `mode` (overwrite or
+//                  accumulate; skipped when dx.data is null, as for the input
+//                  image); accumulates (+=) into dw and dbias (dbias may be null).
+#pragma once
+
+#include "engine/tensor.h"
+#include "kernels/common.h"
+
+namespace unet {
+
+enum class Padding { same, valid };
+
+struct ConvSpec {
+  int kernel = 3;
+  Padding padding = Padding::same;
+};
+
+// The output shape for input `in` and `out_channels`; throws std::invalid_argument
+// for an even kernel with "same" padding or an input smaller than the kernel.
+Shape conv_output_shape(const Shape& in, int64_t out_channels, const ConvSpec& spec);
+
+// Floats of workspace conv_forward and conv_backward need for this input.
+int64_t conv_workspace_floats(const Shape& in, int64_t out_channels, const ConvSpec& spec);
+
+void conv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, const ConvSpec& spec,
+                  float* workspace);
+void conv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
+                   const ConvSpec& spec, GradMode mode, float* workspace);
+
+// Multiply-adds of one forward pass (backward is twice this): for FLOP counters.
+int64_t conv_macs(const Shape& in, int64_t out_channels, const ConvSpec& spec);
+
+}  // namespace unet
