@@ -1,1 +1,107 @@
-// upconv: being written
+#include "kernels/upconv.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+
+#include "kernels/parallel.h"
+
+namespace unet {
+namespace {
+
+constexpr int64_t kProductBudget = int64_t(4) << 20;  // floats in the GEMM product per chunk
+
+struct Geometry {
+  int64_t ci, co, d, h, w, zs;  // zs: 2 in 3D, 1 in 2D
+  int64_t taps() const { return zs * 4; }
+  int64_t rows() const { return d * h; }  // input rows of w elements
+  int64_t in_plane() const { return d * h * w; }
+  int64_t chunk_rows() const {
+    return std::max<int64_t>(1, std::min(rows(), kProductBudget / std::max<int64_t>(1, co * taps() * w)));
+  }
+  // Offset in an output channel plane of output row for input row r, tap (a, b).
+  int64_t out_row(int64_t r, int64_t a, int64_t b) const {
+    return ((zs * (r / h) + a) * 2 * h + 2 * (r % h) + b) * 2 * w;
+  }
+};
+
+Geometry geometry(const Shape& in, int64_t co) {
+  return {in.c, co, in.d, in.h, in.w, in.dims == 3 ? 2 : 1};
+}
+
+// Applies f(product row pointer, output row pointer) to every (co, tap, input row)
+// of rows [r0, r1); one thread per output channel so writes never collide.
+template <class F>
+void each_row(const Geometry& g, int64_t r0, int64_t r1, float* product, float* out_sample, F f) {
+  const int64_t len = (r1 - r0) * g.w, plane = g.in_plane() * g.taps();
+#pragma omp parallel for schedule(static)
+  for (int64_t co = 0; co < g.co; ++co)
+    for (int64_t tap = 0; tap < g.taps(); ++tap) {
+      const int64_t a = tap / 4, b = (tap / 2) % 2, c = tap % 2;
+      float* src = product + (co * g.taps() + tap) * len;
+      for (int64_t r = r0; r < r1; ++r, src += g.w) f(co, src, out_sample + co * plane + g.out_row(r, a, b) + c);
+    }
+}
+
+}  // namespace
+
+Shape upconv_output_shape(const Shape& in, int64_t out_channels) {
+  Shape s = in;
+  s.c = out_channels;
+  s.d = in.dims == 3 ? 2 * in.d : in.d;
+  s.h = 2 * in.h;
+  s.w = 2 * in.w;
+  return s;
+}
+
+int64_t upconv_workspace_floats(const Shape& in, int64_t out_channels) {
+  const Geometry g = geometry(in, out_channels);
+  return g.co * g.taps() * g.chunk_rows() * g.w;
+}
+
+int64_t upconv_macs(const Shape& in, int64_t out_channels) {
+  const Geometry g = geometry(in, out_channels);
+  return in.n * g.in_plane() * g.ci * g.co * g.taps();
+}
+
+void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, float* workspace) {
+  const Geometry g = geometry(x.shape, y.shape.c);
+  expect_shape("upconv_forward", "y", y.shape, upconv_output_shape(x.shape, y.shape.c));
+  const int64_t kdim = g.co * g.taps(), step = g.chunk_rows();
+  for (int64_t n = 0; n < x.shape.n; ++n)
+    for (int64_t r0 = 0; r0 < g.rows(); r0 += step) {
+      const int64_t r1 = std::min(g.rows(), r0 + step), len = (r1 - r0) * g.w;
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kdim, len, g.ci, 1.f, w, kdim, x.sample(n) + r0 * g.w,
+                  g.in_plane(), 0.f, workspace, len);
+      each_row(g, r0, r1, workspace, y.sample(n), [&](int64_t co, const float* src, float* dst) {
+        const float b = bias ? bias[co] : 0.f;
+        for (int64_t i = 0; i < g.w; ++i) dst[2 * i] = src[i] + b;
+      });
+    }
+}
+
+void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
+                     GradMode mode, float* workspace) {
+  const Geometry g = geometry(x.shape, dy.shape.c);
+  expect_shape("upconv_backward", "dy", dy.shape, upconv_output_shape(x.shape, dy.shape.c));
+  const bool want_dx = dx.data != nullptr;
+  if (want_dx) expect_shape("upconv_backward", "dx", dx.shape, x.shape);
+  const int64_t kdim = g.co * g.taps(), step = g.chunk_rows();
+  for (int64_t n = 0; n < x.shape.n; ++n)
+    for (int64_t r0 = 0; r0 < g.rows(); r0 += step) {
+      const int64_t r1 = std::min(g.rows(), r0 + step), len = (r1 - r0) * g.w;
+      // Gather dy into the product's layout: the adjoint of the scatter.
+      each_row(g, r0, r1, workspace, dy.sample(n), [&](int64_t, float* dst, const float* src) {
+        for (int64_t i = 0; i < g.w; ++i) dst[i] = src[2 * i];
+      });
+      const float* in = x.sample(n) + r0 * g.w;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.ci, kdim, len, 1.f, in, g.in_plane(), workspace, len,
+                  1.f, dw, kdim);
+      if (want_dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.ci, len, kdim, 1.f, w, kdim, workspace, len,
+                    mode == GradMode::accumulate ? 1.f : 0.f, dx.sample(n) + r0 * g.w, g.in_plane());
+    }
+  if (dbias) add_channel_sums(dy, dbias);
+}
+
+}  // namespace unet

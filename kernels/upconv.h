@@ -1,0 +1,30 @@
+// Up-convolution: the 2 x 2 (x 2) transposed convolution of stride 2 with bias
+// that doubles the resolution on a U-Net's decoder path. Weights are
+// [Ci, Co, kd, 2, 2] (kd = 2 in 3D, 1 in 2D), PyTorch's ConvTranspose layout.
+// Windows do not overlap, so every output element has exactly one tap:
+//   y[co, 2z+a, 2y+b, 2x+c] = bias[co] + sum_ci x[ci, z, y, x] * w[ci, co, a, b, c]
+// (z doubles in 3D only). The CPU version is one GEMM per chunk of input rows
+// (W^T x X: all Co * taps outputs of each input position) and a scatter; the
+// workspace holds that product (upconv_workspace_floats).
+//
+// Memory contract
+//   upconv_forward:  reads x, w, bias (may be null); overwrites y (may be a
+//                    channel slice of the decoder's concatenation buffer).
+//   upconv_backward: reads x, w, dy; writes dx per `mode`; accumulates (+=)
+//                    into dw and dbias (may be null).
+#pragma once
+
+#include "engine/tensor.h"
+#include "kernels/common.h"
+
+namespace unet {
+
+Shape upconv_output_shape(const Shape& in, int64_t out_channels);
+int64_t upconv_workspace_floats(const Shape& in, int64_t out_channels);
+int64_t upconv_macs(const Shape& in, int64_t out_channels);  // forward; backward is twice this
+
+void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, float* workspace);
+void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
+                     GradMode mode, float* workspace);
+
+}  // namespace unet
