@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "bench/counters.h"
 #include "kernels/activation.h"
 
 namespace unet {
@@ -15,7 +16,7 @@ void BM_BiasReluForward(benchmark::State& state) {
     bias_act_forward(Tensor(y.data(), s), bias.data(), {Activation::relu, 0.f});
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetBytesProcessed(state.iterations() * s.count() * 2 * sizeof(float));  // read + write
+  bench::report_bytes(state, double(s.count()) * 2 * sizeof(float));  // read + write
 }
 BENCHMARK(BM_BiasReluForward)->Arg(128)->Arg(256)->UseRealTime();
 
@@ -26,7 +27,7 @@ void BM_BiasReluBackward(benchmark::State& state) {
     bias_act_backward(Tensor(y.data(), s), Tensor(dy.data(), s), dbias.data(), {Activation::relu, 0.f});
     benchmark::DoNotOptimize(dy.data());
   }
-  state.SetBytesProcessed(state.iterations() * s.count() * 4 * sizeof(float));  // y, dy twice, bias pass
+  bench::report_bytes(state, double(s.count()) * 4 * sizeof(float));  // y, dy twice, bias pass
 }
 BENCHMARK(BM_BiasReluBackward)->Arg(128)->Arg(256)->UseRealTime();
 
