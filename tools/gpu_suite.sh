@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The whole GPU verification in one command, for a machine with an NVIDIA GPU.
+#
+#   tools/gpu_suite.sh fetch        on a Debian machine with apt (no GPU needed):
+#                                   downloads the .debs the GPU machine lacks into .deps/
+#   tools/gpu_suite.sh run [DIR]    on the GPU machine: unpacks .deps/ into /opt/deps
+#                                   when the -dev packages are missing, builds for the
+#                                   GPU at hand, runs every test, compute-sanitizer
+#                                   (memcheck, racecheck) over the GPU tests, the kernel
+#                                   benchmarks, and writes DIR/report.md (+ JSON).
+#
+# cuDNN may come from the toolkit or from PyTorch's pip wheels (nvidia-cudnn-*);
+# both are looked for.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deps=(libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
+      libopenblas-openmp-dev libopenblas0-openmp libopenblas-dev libgfortran5)
+
+fetch() {
+  mkdir -p .deps
+  (cd .deps && apt-get download "${deps[@]}")
+  ls -l .deps
+}
+
+# Unpacks the carried .debs into /opt/deps (never into /) and points CMake at them.
+unpack() {
+  local prefix=/opt/deps
+  mkdir -p "$prefix"
+  for f in .deps/*.deb; do dpkg -x "$f" "$prefix"; done
+  local lib=$prefix/usr/lib/x86_64-linux-gnu
+  ln -sf openblas-openmp/libopenblas.so.0 "$lib/libopenblas.so"
+  ln -sf libopenblas.so "$lib/libblas.so"
+  export CMAKE_PREFIX_PATH=$prefix/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
+  export CMAKE_LIBRARY_PATH=$lib:$lib/openblas-openmp
+  export CMAKE_INCLUDE_PATH=$prefix/usr/include/x86_64-linux-gnu/openblas-openmp:$prefix/usr/include
+  export LD_LIBRARY_PATH=$lib:$lib/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+}
+
+# cuDNN from a pip wheel has only libcudnn.so.9: give CMake an unversioned name.
+find_cudnn() {
+  [ -e /usr/local/cuda/include/cudnn.h ] && return
+  local wheel
+  wheel=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null) || return
+  mkdir -p /opt/deps/cudnn/lib
+  ln -sf "$wheel/include" /opt/deps/cudnn/include
+  ln -sf "$wheel"/lib/libcudnn.so.9 /opt/deps/cudnn/lib/libcudnn.so
+  export CUDNN_ROOT=/opt/deps/cudnn
+  export LD_LIBRARY_PATH=$wheel/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+}
+
+run() {
+  local out=${1:-gpu-report}
+  mkdir -p "$out"
+  local report=$out/report.md
+  [ -e /usr/include/gtest/gtest.h ] || unpack
+  find_cudnn
+  export PATH=/usr/local/cuda/bin:$PATH
+  {
+    echo "# unet.cu GPU suite, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo '```'; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; nvcc --version | tail -2; echo '```'
+  } >"$report"
+
+  local status=0
+  section() { echo -e "\n## $1\n\`\`\`" >>"$report"; }
+  endsection() { echo '```' >>"$report"; }
+
+  section "build"
+  if cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DUNET_CUDA=ON \
+       -DCMAKE_CUDA_ARCHITECTURES=native >"$out/build.log" 2>&1 &&
+     cmake --build build-gpu -j "$(nproc)" >>"$out/build.log" 2>&1; then
+    echo "build: ok" >>"$report"
+  else
+    tail -40 "$out/build.log" >>"$report"; endsection; echo "build failed: $report"; return 1
+  fi
+  endsection
+
+  section "tests (ctest, all labels)"
+  ctest --test-dir build-gpu --output-on-failure -j 8 >"$out/ctest.log" 2>&1 || status=1
+  tail -25 "$out/ctest.log" >>"$report"
+  endsection
+
+  for tool in memcheck racecheck; do
+    section "compute-sanitizer --tool $tool (GPU tests)"
+    compute-sanitizer --tool "$tool" --error-exitcode 1 build-gpu/tests/test_gpu >"$out/$tool.log" 2>&1 || status=1
+    tail -8 "$out/$tool.log" >>"$report"
+    endsection
+  done
+
+  section "kernel benchmarks"
+  build-gpu/bench/unet_kernel_bench --benchmark_min_time=0.2 --benchmark_out="$out/kernels.json" \
+    --benchmark_out_format=json >"$out/bench.log" 2>&1 || status=1
+  grep -E "^BM_|^-|Benchmark" "$out/bench.log" >>"$report" || true
+  endsection
+
+  echo "report: $report (status $status)"
+  return $status
+}
+
+case "${1:-}" in
+  fetch) fetch ;;
+  run) shift; run "$@" ;;
+  *) echo "usage: tools/gpu_suite.sh fetch | run [DIR]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command: installs what the build needs (tools/setup.sh), builds
+# everything (the CUDA backend too where nvcc is found: every .cu must compile
+# even where no GPU runs it), runs every test, then builds the CPU engine with
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs the CPU tests again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools/setup.sh
+if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export PATH=/usr/local/cuda/bin:$PATH
+fi
+jobs=$(nproc)
+
+# One CUDA architecture proves that every .cu compiles; tools/gpu_suite.sh builds
+# for the GPU at hand.
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CUDA_ARCHITECTURES="${UNET_CUDA_ARCHITECTURES:-90}"
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNET_SANITIZE=ON \
+  -DUNET_CUDA=OFF -DUNET_BENCH=OFF
+cmake --build build-asan -j "$jobs"
+ctest --test-dir build-asan -L cpu --output-on-failure -j "$jobs"
