@@ -54,30 +54,6 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{shape3d(1, 2, 5, 6, 5), 2, {3, Padding::valid}},
                       Case{shape3d(2, 3, 3, 4, 5), 2, {1, Padding::valid}}));
 
-// A layer big enough that the column buffer is cut into several chunks of rows.
-TEST(Conv, ChunkedLoweringMatchesReference3D) {
-  const Shape in = shape3d(1, 16, 24, 40, 40);
-  const ConvSpec spec{3, Padding::same};
-  const int64_t co = 2, wcount = co * 16 * 27;
-  ASSERT_LT(conv_workspace_floats(in, co, spec), int64_t(16) * 27 * 24 * 40 * 40) << "expected chunking";
-  const Shape out = conv_output_shape(in, co, spec);
-  auto x = random_vector(in.count(), 1), w = random_vector(wcount, 2), b = random_vector(co, 3);
-  auto dy = random_vector(out.count(), 4);
-  std::vector<float> y(out.count()), ws(conv_workspace_floats(in, co, spec));
-  conv_forward(Tensor(x.data(), in), w.data(), b.data(), Tensor(y.data(), out), spec, ws.data());
-  const test::ConvRef ref(in, co, spec);
-  const auto yref = ref.forward(x, w, b);
-  for (int64_t i = 0; i < out.count(); ++i) ASSERT_NEAR(y[i], yref[i], 1e-3) << i;
-
-  std::vector<float> dx(in.count()), dw(wcount, 0.f);
-  conv_backward(Tensor(x.data(), in), w.data(), Tensor(dy.data(), out), Tensor(dx.data(), in), dw.data(), nullptr,
-                spec, GradMode::overwrite, ws.data());
-  std::vector<double> dxref, dwref;
-  ref.backward(x, w, dy, dxref, dwref);
-  for (int64_t i = 0; i < in.count(); ++i) ASSERT_NEAR(dx[i], dxref[i], 1e-3) << "dx " << i;
-  for (int64_t i = 0; i < wcount; ++i) ASSERT_NEAR(dw[i], dwref[i], 1e-3 * (1 + std::fabs(dwref[i]))) << "dw " << i;
-}
-
 // Zero-copy concatenation: the convolution writes into its channel slice of a
 // larger buffer and leaves the other channels alone; backward reads the slice.
 TEST(Conv, WritesIntoChannelSlice) {

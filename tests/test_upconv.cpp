@@ -3,38 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "tests/gradcheck.h"
+#include "tests/reference.h"
 
 namespace unet {
 namespace {
 
 using test::random_vector;
-
-// Direct definition: f(output index, input index, weight index) for every
-// output element's single tap and every input channel.
-template <class F>
-void each_tap(const Shape& in, int64_t co, F f) {
-  const Shape out = upconv_output_shape(in, co);
-  const int64_t zs = in.dims == 3 ? 2 : 1, taps = zs * 4;
-  for (int64_t n = 0; n < out.n; ++n)
-    for (int64_t o = 0; o < co; ++o)
-      for (int64_t z = 0; z < out.d; ++z)
-        for (int64_t yy = 0; yy < out.h; ++yy)
-          for (int64_t xx = 0; xx < out.w; ++xx) {
-            const int64_t tap = ((z % zs) * 2 + yy % 2) * 2 + xx % 2;
-            for (int64_t i = 0; i < in.c; ++i)
-              f((((n * co + o) * out.d + z) * out.h + yy) * out.w + xx,
-                (((n * in.c + i) * in.d + z / zs) * in.h + yy / 2) * in.w + xx / 2, (i * co + o) * taps + tap);
-          }
-}
-
-std::vector<double> reference(const Shape& in, int64_t co, const std::vector<float>& x, const std::vector<float>& w,
-                              const std::vector<float>& b) {
-  const Shape out = upconv_output_shape(in, co);
-  std::vector<double> y(out.count());
-  for (int64_t i = 0; i < out.count(); ++i) y[i] = b[(i / out.spatial()) % co];
-  each_tap(in, co, [&](int64_t yo, int64_t xo, int64_t wo) { y[yo] += double(x[xo]) * w[wo]; });
-  return y;
-}
+using test::upconv_reference;
 
 struct Case {
   Shape in;
@@ -53,7 +28,7 @@ TEST_P(UpconvGrad, MatchesFiniteDifferencesAndReference) {
   std::vector<float> y(out.count()), ws(upconv_workspace_floats(in, co));
   auto forward = [&] { upconv_forward(Tensor(x.data(), in), w.data(), b.data(), Tensor(y.data(), out), ws.data()); };
   forward();
-  const auto yref = reference(in, co, x, w, b);
+  const auto yref = upconv_reference(in, co, x, w, b);
   for (int64_t i = 0; i < out.count(); ++i) ASSERT_NEAR(y[i], yref[i], 1e-4) << i;
 
   std::vector<float> dx(in.count(), 3.f), dw(wcount, 0.f), db(co, 0.f);
@@ -92,31 +67,6 @@ TEST(Upconv, WritesIntoChannelSliceAndAccumulates) {
   upconv_backward(Tensor(x.data(), in), w.data(), slice, Tensor(acc.data(), in), dw.data(), nullptr,
                   GradMode::accumulate, ws.data());
   for (int64_t i = 0; i < in.count(); ++i) EXPECT_NEAR(acc[i], fresh[i] + 2.f, 1e-5);
-}
-
-// Large enough that the GEMM product is cut into several chunks of input rows.
-TEST(Upconv, ChunkedMatchesReference3D) {
-  const Shape in = shape3d(1, 8, 16, 32, 32);
-  const int64_t co = 64, wcount = 8 * co * 8;
-  ASSERT_LT(upconv_workspace_floats(in, co), co * 8 * in.spatial()) << "expected chunking";
-  const Shape out = upconv_output_shape(in, co);
-  auto x = random_vector(in.count(), 1), w = random_vector(wcount, 2), b = random_vector(co, 3);
-  auto dy = random_vector(out.count(), 4);
-  std::vector<float> y(out.count()), ws(upconv_workspace_floats(in, co));
-  upconv_forward(Tensor(x.data(), in), w.data(), b.data(), Tensor(y.data(), out), ws.data());
-  const auto yref = reference(in, co, x, w, b);
-  for (int64_t i = 0; i < out.count(); ++i) ASSERT_NEAR(y[i], yref[i], 1e-4) << i;
-
-  std::vector<float> dx(in.count()), dw(wcount, 0.f);
-  upconv_backward(Tensor(x.data(), in), w.data(), Tensor(dy.data(), out), Tensor(dx.data(), in), dw.data(), nullptr,
-                  GradMode::overwrite, ws.data());
-  std::vector<double> dxref(in.count(), 0.0), dwref(wcount, 0.0);
-  each_tap(in, co, [&](int64_t yo, int64_t xo, int64_t wo) {
-    dxref[xo] += double(dy[yo]) * w[wo];
-    dwref[wo] += double(dy[yo]) * x[xo];
-  });
-  for (int64_t i = 0; i < in.count(); ++i) ASSERT_NEAR(dx[i], dxref[i], 1e-3) << "dx " << i;
-  for (int64_t i = 0; i < wcount; ++i) ASSERT_NEAR(dw[i], dwref[i], 1e-3 * (1 + std::fabs(dwref[i]))) << "dw " << i;
 }
 
 TEST(Upconv, OutputShapeDoubles) {
