@@ -14,11 +14,24 @@ Shape maxpool_output_shape(const Shape& in) {
   return s;
 }
 
+namespace {
+
+// Pointers to the 2 (2D) or 4 (3D) input rows of the windows of output row
+// (oz, oy), in argmax order: row k holds offsets 2k and 2k + 1.
+template <class T>
+int window_rows(T* plane, const Shape& in, int64_t oz, int64_t oy, T* rows[4]) {
+  const int depth = in.dims == 3 ? 2 : 1;
+  for (int dz = 0; dz < depth; ++dz)
+    for (int dy = 0; dy < 2; ++dy) rows[dz * 2 + dy] = plane + ((oz * depth + dz) * in.h + 2 * oy + dy) * in.w;
+  return 2 * depth;
+}
+
+}  // namespace
+
 void maxpool_forward(const Tensor& x, const Tensor& y, uint8_t* argmax) {
   const Shape& in = x.shape;
   expect_shape("maxpool_forward", "y", y.shape, maxpool_output_shape(in));
   const Shape& out = y.shape;
-  const int64_t zs = in.dims == 3 ? 2 : 1;  // window depth
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < in.n; ++n)
     for (int64_t c = 0; c < in.c; ++c) {
@@ -26,51 +39,52 @@ void maxpool_forward(const Tensor& x, const Tensor& y, uint8_t* argmax) {
       float* dst = y.channel(n, c);
       uint8_t* arg = argmax + (n * out.c + c) * out.spatial();
       for (int64_t oz = 0; oz < out.d; ++oz)
-        for (int64_t oy = 0; oy < out.h; ++oy)
+        for (int64_t oy = 0; oy < out.h; ++oy) {
+          const float* rows[4];
+          const int nrows = window_rows(src, in, oz, oy, rows);
+          const int64_t o = (oz * out.h + oy) * out.w;
           for (int64_t ox = 0; ox < out.w; ++ox) {
-            float best = 0.f;
+            float best = rows[0][2 * ox];
             uint8_t won = 0;
-            bool first = true;
-            for (int64_t z = oz * zs; z < oz * zs + zs; ++z)
-              for (int64_t yy = 2 * oy; yy < 2 * oy + 2; ++yy)
-                for (int64_t xx = 2 * ox; xx < 2 * ox + 2; ++xx) {
-                  const float v = src[(z * in.h + yy) * in.w + xx];
-                  if (first || v > best) {
-                    best = v;
-                    won = pool_offset(z, yy, xx, in.dims);
-                    first = false;
-                  }
-                }
-            const int64_t o = (oz * out.h + oy) * out.w + ox;
-            dst[o] = best;
-            arg[o] = won;
+            for (int k = 1; k < 2 * nrows; ++k) {
+              const float v = rows[k >> 1][2 * ox + (k & 1)];
+              if (v > best) best = v, won = static_cast<uint8_t>(k);  // strict: ties go to the first
+            }
+            dst[o + ox] = best;
+            arg[o + ox] = won;
           }
+        }
     }
 }
 
+// Every covered input element belongs to exactly one window, so visiting the
+// windows writes each once: a gather through argmax without atomics. Elements
+// of dropped odd rows/columns get zero.
 void maxpool_backward(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode) {
   const Shape& in = dx.shape;
   expect_shape("maxpool_backward", "dy", dy.shape, maxpool_output_shape(in));
   const Shape& out = dy.shape;
-  const int64_t zs = in.dims == 3 ? 2 : 1;
+  const bool add = mode == GradMode::accumulate;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < in.n; ++n)
     for (int64_t c = 0; c < in.c; ++c) {
       const float* g = dy.channel(n, c);
       const uint8_t* arg = argmax + (n * out.c + c) * out.spatial();
-      float* dst = dx.channel(n, c);
-      for (int64_t z = 0; z < in.d; ++z)
-        for (int64_t yy = 0; yy < in.h; ++yy)
-          for (int64_t xx = 0; xx < in.w; ++xx) {
-            const int64_t oz = z / zs, oy = yy / 2, ox = xx / 2;
-            float v = 0.f;
-            if (oz < out.d && oy < out.h && ox < out.w) {
-              const int64_t o = (oz * out.h + oy) * out.w + ox;
-              if (arg[o] == pool_offset(z, yy, xx, in.dims)) v = g[o];
+      float* plane = dx.channel(n, c);
+      if (!add && (in.w % 2 || in.h % 2 || (in.dims == 3 && in.d % 2)))
+        for (int64_t i = 0; i < in.spatial(); ++i) plane[i] = 0.f;  // the dropped remainder
+      for (int64_t oz = 0; oz < out.d; ++oz)
+        for (int64_t oy = 0; oy < out.h; ++oy) {
+          float* rows[4];
+          const int nrows = window_rows(plane, in, oz, oy, rows);
+          const int64_t o = (oz * out.h + oy) * out.w;
+          for (int64_t ox = 0; ox < out.w; ++ox)
+            for (int k = 0; k < 2 * nrows; ++k) {
+              float& d = rows[k >> 1][2 * ox + (k & 1)];
+              const float v = arg[o + ox] == k ? g[o + ox] : 0.f;
+              d = add ? d + v : v;
             }
-            float& d = dst[(z * in.h + yy) * in.w + xx];
-            d = mode == GradMode::accumulate ? d + v : v;
-          }
+        }
     }
 }
 

@@ -4,8 +4,7 @@
 // Forward keeps, for every output, which of the window's elements won
 // (argmax: 0..3 in 2D, 0..7 in 3D, as (dz * 2 + dy) * 2 + dx; ties go to the
 // first). Backward is a gather through it: each input element takes dy of its
-// window's output if it is that window's winner, else zero. No atomics, and the
-// same arithmetic on host and device (pool_offset).
+// window's output if it is that window's winner, else zero. No atomics.
 //
 // Memory contract
 //   maxpool_forward:  reads x; overwrites y and argmax (y.shape.count() bytes,
@@ -20,11 +19,6 @@
 namespace unet {
 
 Shape maxpool_output_shape(const Shape& in);  // throws if an output dimension is 0
-
-// The position of input (z, y, x) in its window, in argmax's numbering.
-UNET_HD uint8_t pool_offset(int64_t z, int64_t y, int64_t x, int dims) {
-  return static_cast<uint8_t>(((dims == 3 ? (z & 1) : 0) * 2 + (y & 1)) * 2 + (x & 1));
-}
 
 void maxpool_forward(const Tensor& x, const Tensor& y, uint8_t* argmax);
 void maxpool_backward(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode);
