@@ -11,6 +11,12 @@ packages=(
   libopenblas-openmp-dev          # BLAS for the CPU convolutions
   libgtest-dev libgmock-dev       # tests
   libbenchmark-dev                # benchmarks
+  libnifti2-dev zlib1g-dev        # NIfTI-1/2 through nifti_clib
+  libpng-dev                      # PNG
+  nlohmann-json3-dev              # dataset.json, checkpoint metadata
+  libcli11-dev                    # the unet command line
+  python3 python3-nibabel python3-png python3-numpy   # test files written by other tools
+  clang libclang-rt-14-dev        # libFuzzer targets for the readers
 )
 
 missing=()

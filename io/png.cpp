@@ -1,0 +1,1 @@
+// png: being written

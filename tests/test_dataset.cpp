@@ -1,0 +1,1 @@
+// dataset tests: being written

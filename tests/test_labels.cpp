@@ -1,0 +1,1 @@
+// labels tests: being written

@@ -1,0 +1,1 @@
+// nifti tests: being written

@@ -1,0 +1,1 @@
+// patch tests: being written

@@ -1,0 +1,1 @@
+// png tests: being written

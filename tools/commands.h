@@ -1,0 +1,16 @@
+// The subcommands of `unet`: each adds itself to the app; its callback does the work
+// and throws std::exception with a one-line reason on failure (main prints it and
+// exits with status 1), or ExitStatus when it has already said what went wrong.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace unet {
+
+struct ExitStatus {
+  int code;
+};
+
+void add_info_command(CLI::App& app);
+
+}  // namespace unet

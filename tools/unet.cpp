@@ -1,0 +1,26 @@
+// unet: one binary, one subcommand per job. Each subcommand lives in its own
+// cmd_<name>.cpp and registers its options on the shared CLI11 app.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"unet: train, predict, evaluate and inspect U-Nets (unet.cu)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(UNET_VERSION));
+  unet::add_info_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const unet::ExitStatus& e) {
+    return e.code;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "unet: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
