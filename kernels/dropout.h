@@ -28,7 +28,8 @@ UNET_HD float dropout_uniform(uint64_t seed, uint64_t offset, uint64_t index) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   z ^= z >> 31;
-  return static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // 24 random bits
+  // 24 random bits; through int32 because uint64 -> float does not vectorize on x86-64.
+  return static_cast<float>(static_cast<int32_t>(z >> 40)) * (1.0f / 16777216.0f);
 }
 
 // The factor element `index` is multiplied by: 0 or 1 / (1 - rate).
