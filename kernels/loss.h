@@ -25,6 +25,8 @@
 //   shape as logits; it may not alias them). Returns the loss.
 #pragma once
 
+#include <math.h>
+
 #include <string>
 #include <vector>
 
