@@ -32,6 +32,15 @@ struct GradCheckOptions {
   double tolerance = 2e-3;
   int64_t max_checks = 300;   // per input; a random subset beyond that
   double max_skipped = 0.5;   // fraction of checked elements allowed to be kinks
+  // Fraction allowed to differ. 0 for single ops, whose kinks near_kink finds; a
+  // whole network's ReLU and max-pool kinks cannot be predicted per parameter, so
+  // its check allows the few elements whose perturbation crosses one. A wrong
+  // layer still fails: its elements differ nearly all at once.
+  double max_failed = 0.0;
+  // Differences are relative to max(|analytic|, |numeric|, floor): below the floor
+  // they are judged absolutely, since float rounding in the objective limits what
+  // a difference quotient can resolve.
+  double floor = 1.0;
 };
 
 inline std::vector<float> random_vector(int64_t n, uint64_t seed, float lo = -1.f, float hi = 1.f) {
@@ -64,6 +73,7 @@ inline void expect_gradients(const std::function<double()>& objective,
       idx.resize(static_cast<size_t>(opt.max_checks));
     }
     int64_t skipped = 0, failures = 0;
+    std::string first;  // the first few differences, reported if there are too many
     for (int64_t i : idx) {
       if (in.near_kink && in.near_kink(i)) {
         ++skipped;
@@ -77,11 +87,13 @@ inline void expect_gradients(const std::function<double()>& objective,
       x[static_cast<size_t>(i)] = saved;
       const double numeric = (plus - minus) / (2 * opt.step);
       const double analytic = (*in.analytic)[static_cast<size_t>(i)];
-      const double scale = std::max({std::fabs(analytic), std::fabs(numeric), 1.0});
+      const double scale = std::max({std::fabs(analytic), std::fabs(numeric), opt.floor});
       if (std::fabs(analytic - numeric) > opt.tolerance * scale && ++failures <= 5)
-        ADD_FAILURE() << in.name << "[" << i << "]: analytic " << analytic << ", numeric " << numeric;
+        first += "\n  " + in.name + "[" + std::to_string(i) + "]: analytic " + std::to_string(analytic) +
+                 ", numeric " + std::to_string(numeric);
     }
-    EXPECT_EQ(failures, 0) << in.name << ": " << failures << " of " << idx.size() << " elements differ";
+    EXPECT_LE(failures, opt.max_failed * static_cast<double>(idx.size()))
+        << in.name << ": " << failures << " of " << idx.size() << " elements differ:" << first;
     EXPECT_LE(skipped, opt.max_skipped * static_cast<double>(idx.size()))
         << in.name << ": too many elements near a kink to say anything";
   }

@@ -52,7 +52,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{shape2d(1, 1, 6, 5), 1, {3, Padding::same}},
                       Case{shape3d(2, 2, 4, 5, 3), 3, {3, Padding::same}},
                       Case{shape3d(1, 2, 5, 6, 5), 2, {3, Padding::valid}},
-                      Case{shape3d(2, 3, 3, 4, 5), 2, {1, Padding::valid}}));
+                      Case{shape3d(2, 3, 3, 4, 5), 2, {1, Padding::valid}},
+                      Case{shape2d(2, 4, 2, 3), 8, {3, Padding::same}},  // smaller than the kernel (a deep bottleneck)
+                      Case{shape3d(1, 2, 1, 2, 2), 3, {3, Padding::same}}));
 
 // Zero-copy concatenation: the convolution writes into its channel slice of a
 // larger buffer and leaves the other channels alone; backward reads the slice.
