@@ -1,0 +1,50 @@
+// The configuration of a U-Net (Ronneberger et al. 2015; 3D: Cicek et al. 2016):
+// everything that decides its layers and parameters, nothing about training.
+//
+// Level l (0 = full resolution) has start_filters * 2^l channels. Encoder
+// levels 0..depth-1 are each a block of convs_per_level convolutions followed
+// by a 2x2(x2) max-pool; the bottleneck is the block at level `depth`; decoder
+// level l up-convolves level l+1 to level l's channels, concatenates the
+// encoder's level-l output (skip first, then the up path) and runs a block; a
+// 1x1 convolution makes the logits. A convolution is conv -> [norm] -> act;
+// with a norm the convolution has no bias (the norm's beta takes its place).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/activation.h"
+#include "kernels/conv.h"
+#include "kernels/loss.h"
+#include "kernels/norm.h"
+
+namespace unet {
+
+enum class NormChoice { none, batch, instance };
+
+struct UNetConfig {
+  int dims = 2;                 // 2 or 3
+  int depth = 4;                // number of poolings
+  int start_filters = 64;
+  int convs_per_level = 2;
+  int kernel = 3;
+  NormChoice norm = NormChoice::none;
+  float dropout = 0.f;          // rate after the deepest encoder block and the bottleneck
+  Padding padding = Padding::same;
+  int in_channels = 1;
+  int classes = 2;              // including background
+  Head head = Head::sigmoid;    // sigmoid needs classes == 2 (one logit); softmax any >= 2
+  ActivationSpec activation{Activation::relu, 0.01f};
+  uint64_t seed = 0;            // He initialization
+
+  int64_t filters(int level) const { return int64_t(start_filters) << level; }
+  int64_t out_channels() const { return head == Head::sigmoid ? 1 : classes; }
+  // Throws std::invalid_argument naming the field, the value and what is allowed.
+  void validate() const;
+  std::string str() const;  // one line, for logs and summaries
+};
+
+// The usual head for a number of classes: sigmoid for two, softmax beyond.
+inline Head default_head(int classes) { return classes == 2 ? Head::sigmoid : Head::softmax; }
+
+}  // namespace unet

@@ -1,0 +1,131 @@
+// The U-Net: parameters, a planned activation arena, and forward and backward
+// as explicit call lists (no autograd). See unet_config.h for the layers.
+//
+// Memory (DESIGN.md, principle 4): one parameter buffer and one gradient buffer
+// in the same layout (param_table() names every tensor in it), a state buffer
+// for the norms' running statistics, and for a given input shape one arena that
+// plan() lays out once: every activation backward needs, the decoders'
+// concatenation buffers (the encoder writes its skip output straight into the
+// first half, the up-convolution into the second: zero-copy with "same"
+// padding), their gradients, two scratch gradient buffers and the convolution
+// workspace. forward() and backward() allocate nothing.
+//
+// Contract
+//   forward:  reads the input and the parameters; overwrites the arena; returns
+//             a view of the logits. training: batch statistics (updating the
+//             running ones) and dropout keyed on `step`; otherwise running
+//             statistics and no dropout.
+//   backward: reads the arena left by forward(training = true) and dlogits();
+//             accumulates (+=) into grads(). The caller zeroes grads() between
+//             optimizer steps (gradient accumulation is leaving them).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+#include "engine/unet_config.h"
+
+namespace unet {
+
+struct ParamInfo {
+  std::string name;            // "enc0.conv1.weight", "up2.bias", "head.weight", ...
+  int64_t offset = 0, count = 0;
+  std::vector<int64_t> shape;  // PyTorch's layout for the tensor
+};
+
+// One row of `unet summary`.
+struct LayerInfo {
+  std::string name, kind;
+  Shape output;
+  int64_t params = 0;
+  double forward_macs = 0;
+};
+
+class UNet {
+ public:
+  explicit UNet(const UNetConfig& config);  // lays out and He-initializes the parameters
+
+  const UNetConfig& config() const { return config_; }
+  int64_t parameter_count() const { return static_cast<int64_t>(params_.size()); }
+  float* params() { return params_.data(); }
+  float* grads() { return grads_.data(); }
+  const float* params() const { return params_.data(); }
+  const float* grads() const { return grads_.data(); }
+  std::vector<float>& state() { return state_; }  // running mean and variance of batch norms
+  const std::vector<ParamInfo>& param_table() const { return table_; }
+  void zero_grads();
+
+  // Lays out the arena for inputs of this shape (N, in_channels, [D,] H, W).
+  // Throws std::invalid_argument when the shape cannot pass through the net
+  // (sizes that do not halve evenly, too small for "valid" convolutions), saying
+  // which level fails and which sizes would work.
+  void plan(const Shape& input);
+  const Shape& input_shape() const { return input_; }
+  Shape output_shape() const;
+  int64_t arena_bytes() const { return static_cast<int64_t>(arena_.size() * sizeof(float) + argmax_bytes_); }
+
+  Tensor forward(const Tensor& input, bool training, uint64_t step = 0);
+  Tensor dlogits();  // where the loss writes its gradient
+  void backward(const Tensor& input);
+
+  std::vector<LayerInfo> summary() const;  // needs plan()
+  double train_step_flops() const;          // forward + backward, multiply-add = 2
+
+  struct Slot {  // a view into the arena, kept as an offset so it survives reallocation
+    int64_t offset = 0, stride = 0;
+    Shape shape;
+    Slot channels(int64_t c0, int64_t count) const;
+  };
+  struct ConvLayer {
+    std::string name;
+    ConvSpec spec;
+    int64_t ci = 0, co = 0;
+    int64_t w = -1, b = -1, gamma = -1, beta = -1, running = -1;  // parameter / state offsets
+    Slot in, pre, out;  // pre == out without a norm
+    std::vector<float> mean, invstd;
+  };
+  struct Block {
+    std::vector<ConvLayer> convs;
+    const Slot& out() const { return convs.back().out; }
+  };
+  struct Level {
+    Block enc, dec;         // enc unused at level `depth` (the bottleneck is bottleneck_)
+    Slot enc_out;           // the encoder's output ("valid": its own buffer, cropped into cat)
+    Slot pooled;            // after max-pool
+    int64_t argmax = 0;     // offset into argmax_
+    Slot cat, dcat;         // [skip, up] and its gradient
+    int64_t up_w = -1, up_b = -1;  // up-convolution from level + 1
+  };
+
+ private:
+  Tensor view(const Slot& s);
+  Block make_block(const std::string& name, int64_t ci, int64_t co);
+  void block_forward(Block& b, bool training);
+  // Backward through a block whose output gradient is in dout (in place). Writes
+  // the input gradient to `target` (when given) or to a scratch buffer other than
+  // dout's, returned.
+  Slot block_backward(Block& b, const Slot& dout, const Slot* target, bool need_input_grad);
+  // A scratch buffer other than the one s lives in, viewed with `shape`.
+  Slot other_scratch(const Slot& s, const Shape& shape) const;
+  void dropout(const Slot& s, uint64_t site, bool backward);
+
+  UNetConfig config_;
+  std::vector<float> params_, grads_, state_;
+  std::vector<ParamInfo> table_;
+  std::vector<Level> levels_;  // 0..depth-1
+  Block bottleneck_;
+  ConvLayer head_;
+  Shape input_;
+  Tensor input_tensor_;  // the caller's input during forward() and backward()
+  std::vector<float> arena_;
+  std::vector<uint8_t> argmax_;
+  int64_t argmax_bytes_ = 0;
+  Slot scratch_[2], logits_, dlogits_;
+  int64_t workspace_ = 0, workspace_floats_ = 0;
+  uint64_t step_ = 0;
+  int64_t reserved_ = 0;  // arena floats handed out by plan()
+};
+
+}  // namespace unet

@@ -1,0 +1,218 @@
+#include "engine/unet_model.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "kernels/optimizer.h"
+#include "tests/gradcheck.h"
+
+namespace unet {
+namespace {
+
+using test::random_vector;
+
+struct Net {
+  const char* name;
+  UNetConfig config;
+  Shape input;
+  LossKind loss;
+};
+void PrintTo(const Net& n, std::ostream* os) { *os << n.name; }
+
+UNetConfig tiny(int dims, int depth, NormChoice norm, int classes, Padding padding = Padding::same) {
+  UNetConfig c;
+  c.dims = dims;
+  c.depth = depth;
+  c.start_filters = 2;
+  c.norm = norm;
+  c.classes = classes;
+  c.head = default_head(classes);
+  c.padding = padding;
+  c.in_channels = 2;
+  c.seed = 5;
+  // No activation kinks: a bias perturbation moves a whole channel across ReLU's
+  // kink, which no per-element window can predict. The activations are checked
+  // op by op (test_activation); this checks the wiring of everything else.
+  c.activation = {Activation::identity, 0.f};
+  return c;
+}
+
+std::vector<int32_t> labels_for(const Shape& out, int classes, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> g(out.n * out.spatial());
+  for (auto& v : g) v = int32_t(rng() % uint64_t(classes));
+  return g;
+}
+
+// The whole network, every parameter tensor: loss(params) by central differences
+// against backward(). The objective is voxels x loss so gradients are of order one
+// or more; one checker input per parameter tensor, so that a failure names the layer.
+void expect_model_gradients(UNet& model, const Tensor& in, const std::vector<int32_t>& labels, const LossSpec& spec,
+                            uint64_t step) {
+  const Shape out = model.output_shape();
+  const double k = double(out.n * out.spatial());
+  const auto& table = model.param_table();
+  std::vector<std::vector<float>> values, analytic;
+  for (const ParamInfo& p : table) values.emplace_back(model.params() + p.offset, model.params() + p.offset + p.count);
+  auto objective = [&] {
+    for (size_t t = 0; t < table.size(); ++t)
+      std::memcpy(model.params() + table[t].offset, values[t].data(), values[t].size() * sizeof(float));
+    return k * loss_forward_backward(model.forward(in, true, step), labels.data(), model.dlogits(), spec);
+  };
+  objective();
+  model.zero_grads();
+  model.backward(in);
+  float largest = 0;
+  for (const ParamInfo& p : table) {
+    analytic.emplace_back(model.grads() + p.offset, model.grads() + p.offset + p.count);
+    for (float& g : analytic.back()) largest = std::max(largest, std::fabs(g = static_cast<float>(g * k)));
+  }
+  std::vector<test::GradInput> inputs;
+  for (size_t t = 0; t < table.size(); ++t) inputs.push_back({table[t].name, &values[t], &analytic[t], nullptr});
+  // Float rounding through a whole network limits the difference quotient: 2%
+  // relative, with a floor that scales with the largest gradient (the first
+  // layers move every voxel's loss and reach the hundreds).
+  test::GradCheckOptions opt;
+  opt.step = 1e-3;
+  opt.tolerance = 2e-2;
+  opt.floor = 0.01 * largest;
+  opt.max_checks = 50;
+  opt.max_failed = 0.06;
+  test::expect_gradients(objective, inputs, opt);
+}
+
+class ModelGrad : public ::testing::TestWithParam<Net> {};
+
+TEST_P(ModelGrad, MatchesFiniteDifferences) {
+  const Net& net = GetParam();
+  UNet model(net.config);
+  model.plan(net.input);
+  auto x = random_vector(net.input.count(), 1);
+  const auto labels = labels_for(model.output_shape(), net.config.classes, 2);
+  expect_model_gradients(model, Tensor(x.data(), net.input), labels, make_loss(net.loss, net.config.head), 3);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Tiny, ModelGrad,
+    ::testing::Values(Net{"2d_plain_softmax", tiny(2, 2, NormChoice::none, 3), shape2d(2, 2, 8, 12), LossKind::dice_ce},
+                      Net{"2d_batchnorm_sigmoid", tiny(2, 2, NormChoice::batch, 2), shape2d(2, 2, 8, 8), LossKind::bce},
+                      Net{"2d_valid_instance", tiny(2, 1, NormChoice::instance, 3, Padding::valid), shape2d(1, 2, 18, 20),
+                          LossKind::ce},
+                      Net{"3d_instance_softmax", tiny(3, 1, NormChoice::instance, 3), shape3d(1, 2, 4, 6, 4),
+                          LossKind::dice_ce},
+                      Net{"3d_plain_sigmoid", tiny(3, 2, NormChoice::none, 2), shape3d(2, 2, 4, 4, 8), LossKind::dice}));
+
+TEST(Model, DropoutIsPartOfTheGradient) {
+  UNetConfig c = tiny(2, 2, NormChoice::none, 2);
+  c.dropout = 0.3f;
+  c.start_filters = 3;
+  const Shape s = shape2d(1, 2, 8, 8);
+  UNet model(c);
+  model.plan(s);
+  auto x = random_vector(s.count(), 4);
+  const auto labels = labels_for(model.output_shape(), 2, 3);
+  const Tensor in(x.data(), s);
+  expect_model_gradients(model, in, labels, make_loss(LossKind::bce, Head::sigmoid), 9);
+  // Inference applies no dropout: two calls agree, and differ from training's output.
+  std::vector<float> a(model.output_shape().count()), b(a.size());
+  Tensor t = model.forward(in, false);
+  std::memcpy(a.data(), t.data, a.size() * sizeof(float));
+  t = model.forward(in, false);
+  std::memcpy(b.data(), t.data, b.size() * sizeof(float));
+  EXPECT_EQ(a, b);
+}
+
+TEST(Model, ParameterTableIsContiguousAndNamed) {
+  UNetConfig c;
+  c.depth = 4;
+  c.start_filters = 64;
+  c.in_channels = 1;
+  c.classes = 2;
+  UNet model(c);
+  int64_t next = 0;
+  for (const ParamInfo& p : model.param_table()) {
+    EXPECT_EQ(p.offset, next) << p.name;
+    int64_t count = 1;
+    for (int64_t d : p.shape) count *= d;
+    EXPECT_EQ(count, p.count) << p.name;
+    next += p.count;
+  }
+  EXPECT_EQ(next, model.parameter_count());
+  // Ronneberger et al.'s U-Net with "same" padding, one output channel: 31,030,593 parameters
+  // (the count PyTorch reports for the same layers).
+  EXPECT_EQ(model.parameter_count(), 31030593);
+  EXPECT_EQ(model.param_table().front().name, "enc0.conv0.weight");
+  EXPECT_EQ(model.param_table().back().name, "head.bias");
+}
+
+TEST(Model, SameSeedSameWeights) {
+  const UNetConfig c = tiny(3, 2, NormChoice::batch, 4);
+  UNet a(c), b(c);
+  EXPECT_TRUE(std::equal(a.params(), a.params() + a.parameter_count(), b.params()));
+  UNetConfig other = c;
+  other.seed = 6;
+  UNet d(other);
+  EXPECT_FALSE(std::equal(a.params(), a.params() + a.parameter_count(), d.params()));
+}
+
+TEST(Model, InputThatCannotPassSaysWhichSizesWould) {
+  UNetConfig c;
+  c.depth = 4;
+  c.start_filters = 4;
+  UNet model(c);
+  try {
+    model.plan(shape2d(1, 1, 96, 100));
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("width 100"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("96 or 112"));
+  }
+  c.padding = Padding::valid;
+  UNet valid(c);
+  EXPECT_NO_THROW(valid.plan(shape2d(1, 1, 572, 572)));  // the original paper's tile
+  EXPECT_EQ(valid.output_shape().h, 388);
+  EXPECT_THROW(valid.plan(shape2d(1, 1, 572, 570)), std::invalid_argument);
+  EXPECT_THROW(model.plan(shape2d(1, 3, 96, 96)), std::invalid_argument);  // 3 channels for a 1-channel net
+}
+
+TEST(Model, BadConfigurationsAreNamed) {
+  UNetConfig c;
+  c.classes = 3;  // sigmoid head with 3 classes
+  EXPECT_THROW(UNet{c}, std::invalid_argument);
+  c.head = Head::softmax;
+  c.depth = 0;
+  EXPECT_THROW(UNet{c}, std::invalid_argument);
+}
+
+// Training end to end: Adam on one batch drives the loss down (the net can fit it).
+TEST(Model, AdamStepsFitOneBatch) {
+  UNetConfig c = tiny(2, 2, NormChoice::batch, 3);
+  c.start_filters = 4;
+  c.activation = {Activation::relu, 0.f};
+  const Shape s = shape2d(2, 2, 16, 16);
+  UNet model(c);
+  model.plan(s);
+  auto x = random_vector(s.count(), 8);
+  std::vector<int32_t> labels(s.n * s.spatial());
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = x[i] > 0.3f ? 2 : (x[i] > -0.3f ? 1 : 0);  // from channel 0
+  const Tensor in(x.data(), s);
+  const LossSpec spec = make_loss(LossKind::dice_ce, Head::softmax);
+  OptimizerSpec adam;
+  std::vector<float> m(model.parameter_count(), 0.f), v(m);
+  double first = 0, last = 0;
+  for (int step = 1; step <= 60; ++step) {
+    const double loss = loss_forward_backward(model.forward(in, true, step), labels.data(), model.dlogits(), spec);
+    if (step == 1) first = loss;
+    last = loss;
+    model.zero_grads();
+    model.backward(in);
+    optimizer_step(model.params(), model.grads(), m.data(), v.data(), model.parameter_count(), adam, 1e-2f, step, 1.f);
+  }
+  EXPECT_LT(last, 0.5 * first) << "first " << first << ", last " << last;
+}
+
+}  // namespace
+}  // namespace unet
