@@ -12,5 +12,6 @@ struct ExitStatus {
 };
 
 void add_info_command(CLI::App& app);
+void add_summary_command(CLI::App& app);
 
 }  // namespace unet
