@@ -54,6 +54,7 @@ class UNet {
   const float* params() const { return params_.data(); }
   const float* grads() const { return grads_.data(); }
   std::vector<float>& state() { return state_; }  // running mean and variance of batch norms
+  const std::vector<float>& state() const { return state_; }
   const std::vector<ParamInfo>& param_table() const { return table_; }
   void zero_grads();
 
