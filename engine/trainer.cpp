@@ -1,0 +1,256 @@
+#include "engine/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "engine/checkpoint.h"
+#include "kernels/metrics.h"
+
+namespace unet {
+namespace {
+
+namespace fs = std::filesystem;
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+std::string clock_text(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", (long long)(s / 3600), (long long)(s / 60 % 60), (long long)(s % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%02lld:%02lld", (long long)(s / 60), (long long)(s % 60));
+  return buf;
+}
+
+// What last.state.safetensors holds beside the weights.
+struct State {
+  int64_t step = 0;
+  double best = -1;          // best mean foreground Dice so far
+  int64_t bad_validations = 0;
+};
+
+std::string path_in(const TrainOptions& opt, const std::string& name) { return (fs::path(opt.run_dir) / name).string(); }
+
+void save_state(const TrainOptions& opt, const UNet& model, const State& s, const std::vector<float>& m,
+                const std::vector<float>& v) {
+  save_weights(path_in(opt, "last.safetensors"), model, opt.metadata);
+  Safetensors f;
+  f.metadata = {{"step", std::to_string(s.step)},
+                {"best", nlohmann::json(s.best).dump()},
+                {"bad_validations", std::to_string(s.bad_validations)},
+                {"unet.config", config_to_json(model.config())}};
+  f.tensors.push_back({"optimizer.m", {static_cast<int64_t>(m.size())}, m});
+  f.tensors.push_back({"optimizer.v", {static_cast<int64_t>(v.size())}, v});
+  // The state goes second: a state file never points at weights older than itself.
+  write_safetensors(path_in(opt, "last.state.safetensors"), f);
+}
+
+bool load_state(const TrainOptions& opt, UNet& model, State& s, std::vector<float>& m, std::vector<float>& v) {
+  const std::string wpath = path_in(opt, "last.safetensors"), spath = path_in(opt, "last.state.safetensors");
+  if (!fs::exists(spath)) return false;
+  const Safetensors weights = read_safetensors(wpath), state = read_safetensors(spath);
+  const std::string stored = config_to_json(stored_config(weights, wpath)), ours = config_to_json(model.config());
+  if (stored != ours)
+    throw FileError(wpath + ": the run folder holds a checkpoint of another model (" +
+                    stored_config(weights, wpath).str() + "); this run asks for " + model.config().str() +
+                    ". Use another --run-dir, or the same model options to resume");
+  load_weights(model, weights, wpath);
+  try {
+    s.step = std::stoll(state.metadata.at("step"));
+    s.best = nlohmann::json::parse(state.metadata.at("best")).get<double>();
+    s.bad_validations = std::stoll(state.metadata.at("bad_validations"));
+  } catch (const std::exception& e) {
+    throw FileError(spath + ": training state metadata incomplete (" + e.what() + ")");
+  }
+  for (auto [name, dst] : {std::pair{"optimizer.m", &m}, std::pair{"optimizer.v", &v}}) {
+    const NamedTensor* t = state.find(name);
+    if (!t || t->values.size() != dst->size())
+      throw FileError(spath + ": " + name + " is missing or does not match the model's " +
+                      std::to_string(dst->size()) + " parameters");
+    *dst = t->values;
+  }
+  return true;
+}
+
+// Contiguous runs of trainable parameters: frozen tensors are left out of the
+// optimizer step (momentum and weight decay included).
+std::vector<std::pair<int64_t, int64_t>> trainable_ranges(const UNet& model, const std::vector<std::string>& freeze) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (const ParamInfo& p : model.param_table()) {
+    const bool frozen = std::any_of(freeze.begin(), freeze.end(),
+                                    [&](const std::string& f) { return p.name.compare(0, f.size(), f) == 0; });
+    if (frozen) continue;
+    if (!out.empty() && out.back().first + out.back().second == p.offset)
+      out.back().second += p.count;
+    else
+      out.push_back({p.offset, p.count});
+  }
+  return out;
+}
+
+void append_line(const std::string& path, const nlohmann::json& j) {
+  std::ofstream f(path, std::ios::app);
+  f << j.dump() << '\n';
+  if (!f) throw FileError(path + ": cannot append to the metrics log");
+}
+
+}  // namespace
+
+Validation validate(UNet& model, const std::vector<Sample>& cases, const WindowSpec& window) {
+  const Head head = model.config().head;
+  const int classes = model.config().classes;
+  Confusion counts(classes);
+  for (const Sample& c : cases) {
+    std::vector<float> logits = predict_logits(model, c.image.data(), {c.d, c.h, c.w}, window);
+    const Shape s{1, model.config().head == Head::sigmoid ? 1 : classes, c.d, c.h, c.w, c.dims};
+    confusion_accumulate(Tensor(logits.data(), s), c.label.data(), head, -1, counts);
+  }
+  Validation v;
+  double sum = 0;
+  int counted = 0;
+  for (int k = 0; k < classes; ++k) {
+    v.dice.push_back(dice(counts, k));
+    v.iou.push_back(iou(counts, k));
+    if (k > 0 && !std::isnan(v.dice.back())) sum += v.dice.back(), ++counted;
+  }
+  v.mean_foreground_dice = counted ? sum / counted : 0;
+  return v;
+}
+
+TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, const std::atomic<bool>* stop) {
+  const int64_t N = data.batch.n;
+  const int64_t batches_per_epoch = data.samples_per_epoch / N;
+  const int64_t steps_per_epoch = batches_per_epoch / opt.accumulate;
+  if (opt.accumulate < 1) throw std::invalid_argument("gradient accumulation must be at least 1 batch");
+  if (steps_per_epoch < 1)
+    throw std::invalid_argument("an epoch has " + std::to_string(data.samples_per_epoch) +
+                                " samples: too few for batches of " + std::to_string(N) + " x " +
+                                std::to_string(opt.accumulate) + " accumulated; lower --batch-size or raise the "
+                                "augmentation rate");
+  const int64_t total = opt.steps > 0 ? opt.steps : opt.epochs * steps_per_epoch;
+  ScheduleSpec schedule = opt.schedule;
+  schedule.total_steps = total;
+  learning_rate(schedule, 0);  // validates the schedule before any work
+  fs::create_directories(opt.run_dir);
+  const std::string log = path_in(opt, "metrics.jsonl");
+
+  if (model.input_shape() != data.batch) model.plan(data.batch);
+  std::vector<float> m(model.parameter_count(), 0.f), v(m.size(), 0.f);
+  State state;
+  if (load_state(opt, model, state, m, v))
+    std::printf("resuming %s at step %lld of %lld\n", opt.run_dir.c_str(), (long long)state.step, (long long)total);
+  const auto ranges = trainable_ranges(model, opt.freeze);
+  const int64_t val_every = opt.val_every > 0 ? opt.val_every : steps_per_epoch;
+
+  TrainResult result;
+  Loader loader(data.batch, data.make_sample, opt.workers, opt.prefetch);
+  const double started = now();
+  const int64_t first_step = state.step;
+  double last_print = 0;
+  while (state.step < total) {
+    const int64_t epoch = state.step / steps_per_epoch;
+    std::vector<int64_t> order(static_cast<size_t>(data.samples_per_epoch));
+    for (int64_t i = 0; i < data.samples_per_epoch; ++i) order[i] = i;
+    std::mt19937_64 rng(sample_key(opt.seed, epoch, -1, 1));
+    std::shuffle(order.begin(), order.end(), rng);
+    // Resume mid-epoch: the batches already used are skipped, not recomputed.
+    const int64_t skip = (state.step % steps_per_epoch) * opt.accumulate * N;
+    order.erase(order.begin(), order.begin() + skip);
+    order.resize(static_cast<size_t>((steps_per_epoch * opt.accumulate * N) - skip));
+    loader.start_epoch(epoch, order);
+    bool epoch_done = false;
+    while (!epoch_done && state.step < total) {
+      model.zero_grads();
+      double loss = 0;
+      for (int a = 0; a < opt.accumulate; ++a) {
+        const Batch* b = loader.next();
+        if (!b) {
+          epoch_done = true;
+          break;
+        }
+        const Tensor input(b->image, data.batch);
+        const Tensor logits = model.forward(input, true, static_cast<uint64_t>(state.step));
+        loss += loss_forward_backward(logits, b->label, model.dlogits(), opt.loss) / opt.accumulate;
+        model.backward(input);
+        loader.release(b);
+      }
+      if (epoch_done) break;
+      const double norm = gradient_norm(model.grads(), model.parameter_count()) / opt.accumulate;
+      if (!std::isfinite(loss) || !std::isfinite(norm))
+        throw std::runtime_error("step " + std::to_string(state.step) + ": the loss or gradient is not finite (loss " +
+                                 std::to_string(loss) + "); lower the learning rate, or check the inputs");
+      const float scale = clip_scale(norm, opt.clip_norm) / static_cast<float>(opt.accumulate);
+      const float lr = static_cast<float>(learning_rate(schedule, state.step));
+      for (const auto& [offset, count] : ranges)
+        optimizer_step(model.params() + offset, model.grads() + offset, m.data() + offset, v.data() + offset, count,
+                       opt.optimizer, lr, state.step + 1, scale);
+      ++state.step;
+      result.last_loss = loss;
+      const double elapsed = now() - started;
+      const double per_second = double((state.step - first_step) * opt.accumulate * N) / std::max(elapsed, 1e-9);
+      append_line(log, {{"step", state.step}, {"epoch", epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
+                        {"samples_per_s", per_second}});
+      const double eta = double(total - state.step) * elapsed / double(state.step - first_step);
+      if (opt.progress_bar) {
+        const int width = 30, filled = static_cast<int>(width * state.step / total);
+        std::printf("\r[%s%s] step %lld/%lld loss %.4f %.1f img/s ETA %s ", std::string(filled, '=').c_str(),
+                    std::string(width - filled, ' ').c_str(), (long long)state.step, (long long)total, loss,
+                    per_second, clock_text(eta).c_str());
+        std::fflush(stdout);
+      } else if (now() - last_print > 30 || state.step == total || state.step == first_step + 1) {
+        std::printf("step %lld/%lld epoch %lld loss %.4f lr %.3g %.1f samples/s ETA %s\n", (long long)state.step,
+                    (long long)total, (long long)epoch, loss, lr, per_second, clock_text(eta).c_str());
+        std::fflush(stdout);
+        last_print = now();
+      }
+
+      bool stop_early = false;
+      if (!data.validation.empty() && (state.step % val_every == 0 || state.step == total)) {
+        Validation val = validate(model, data.validation, opt.window);
+        val.step = state.step;
+        nlohmann::json j{{"step", state.step}, {"val_dice", val.dice}, {"val_iou", val.iou},
+                         {"val_mean_dice", val.mean_foreground_dice}};
+        for (auto* arr : {&j["val_dice"], &j["val_iou"]})
+          for (auto& x : *arr)
+            if (x.is_number_float() && std::isnan(x.get<double>())) x = nullptr;
+        append_line(log, j);
+        if (opt.progress_bar) std::printf("\n");
+        std::printf("validation at step %lld: mean foreground Dice %.4f\n", (long long)state.step,
+                    val.mean_foreground_dice);
+        if (val.mean_foreground_dice > state.best + opt.min_delta) {
+          state.best = val.mean_foreground_dice;
+          state.bad_validations = 0;
+          save_weights(path_in(opt, "best.safetensors"), model, opt.metadata);
+        } else if (opt.patience > 0 && ++state.bad_validations >= opt.patience) {
+          stop_early = true;
+        }
+        result.validations.push_back(std::move(val));
+      }
+      const bool stop_now = stop && stop->load();
+      if (stop_early || stop_now || state.step == total || state.step % steps_per_epoch == 0)
+        save_state(opt, model, state, m, v);
+      if (stop_now) {
+        result.status = TrainResult::Status::preempted;
+        break;
+      }
+      if (stop_early) {
+        result.status = TrainResult::Status::early_stopped;
+        break;
+      }
+    }
+    if (result.status != TrainResult::Status::finished) break;
+  }
+  if (opt.progress_bar) std::printf("\n");
+  result.steps = state.step;
+  result.samples_per_second = double((state.step - first_step) * opt.accumulate * N) / std::max(now() - started, 1e-9);
+  return result;
+}
+
+}  // namespace unet

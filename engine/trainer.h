@@ -1,0 +1,88 @@
+// The training loop: batches from the prefetching loader, forward, fused loss,
+// backward, gradient accumulation, global-norm clipping, the optimizer step on
+// the learning-rate schedule; validation by sliding-window prediction with
+// per-class Dice and IoU; early stopping; checkpoints; logs.
+//
+// A step is one optimizer update (`accumulate` batches). Everything random is
+// keyed on (seed, epoch, sample) or on the step (dropout), and reductions are
+// deterministic, so a run resumed from its last checkpoint continues
+// bit-for-bit as if it had never stopped (CPU).
+//
+// The run folder holds
+//   last.safetensors, last.state.safetensors  weights; optimizer moments, step, epoch, early-stopping state
+//   best.safetensors                          weights of the best validation mean foreground Dice
+//   metrics.jsonl                             one JSON line per logged step and per validation
+// every file written atomically. A stop request (SIGTERM, SIGUSR1: Slurm's
+// preemption) finishes the step, writes last.* and returns `preempted`.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/schedule.h"
+#include "engine/sliding_window.h"
+#include "engine/unet_model.h"
+#include "io/loader.h"
+#include "io/patch.h"
+#include "kernels/loss.h"
+#include "kernels/optimizer.h"
+
+namespace unet {
+
+struct TrainOptions {
+  int64_t epochs = 10;        // used when steps == 0
+  int64_t steps = 0;          // optimizer updates; overrides epochs
+  int accumulate = 1;         // batches per update
+  LossSpec loss;
+  OptimizerSpec optimizer;
+  ScheduleSpec schedule;      // total_steps is set from epochs/steps
+  double clip_norm = 0;       // global gradient-norm clipping; 0: none
+  int64_t val_every = 0;      // steps between validations; 0: once per epoch
+  int patience = 0;           // validations without improvement before stopping; 0: never
+  double min_delta = 0;       // an improvement is at least this much Dice
+  uint64_t seed = 0;
+  std::vector<std::string> freeze;  // parameter name prefixes kept fixed ("enc" for the encoder)
+  WindowSpec window;
+  int workers = 2, prefetch = 4;
+  std::string run_dir;
+  bool progress_bar = false;  // a live bar (terminal) or periodic plain lines (logs)
+  std::map<std::string, std::string> metadata;  // stored with every weights file
+};
+
+struct TrainData {
+  Shape batch;                    // N x C x [D x] H x W of one batch of patches
+  int64_t samples_per_epoch = 0;
+  Loader::MakeSample make_sample;  // fills one sample of a batch; depends only on its arguments
+  std::vector<Sample> validation;  // whole cases, normalized, labelled
+};
+
+struct Validation {
+  int64_t step = 0;
+  std::vector<double> dice, iou;  // per class
+  double mean_foreground_dice = 0;
+};
+
+struct TrainResult {
+  enum class Status { finished, early_stopped, preempted } status = Status::finished;
+  int64_t steps = 0;
+  double last_loss = 0;
+  std::vector<Validation> validations;
+  double samples_per_second = 0;
+};
+
+// The process exit status that tells a job script "preempted, checkpoint
+// written: requeue me" (EX_TEMPFAIL).
+constexpr int kExitPreempted = 75;
+
+// Resumes from opt.run_dir/last.* when they exist (the model must then have the
+// stored configuration; its weights are replaced). stop may be null.
+TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, const std::atomic<bool>* stop);
+
+// Per-class Dice and IoU of the model over whole cases (sliding window).
+Validation validate(UNet& model, const std::vector<Sample>& cases, const WindowSpec& window);
+
+}  // namespace unet
