@@ -1,1 +1,95 @@
-// cli tests: being written
+// The `unet` binary end to end: what a user types and what comes back.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+const std::string kData = std::string(UNET_SOURCE_DIR) + "/../shared/datasets/";
+
+struct Result {
+  int status = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Result run(const std::string& args) {
+  Result r;
+  FILE* p = ::popen(("'" + std::string(UNET_BINARY) + "' " + args + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+size_t lines(const std::string& s) { return size_t(std::count(s.begin(), s.end(), '\n')); }
+
+TEST(Cli, HelpExitsZero) {
+  const Result r = run("--help");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("info"));
+}
+
+TEST(Cli, NoSubcommandFails) { EXPECT_NE(run("").status, 0); }
+
+TEST(Cli, InfoOnIsbiSlice) {
+  const std::string path = kData + "isbi2012/train/image/0.png";
+  if (!fs::exists(path)) GTEST_SKIP() << path << " absent (../shared/datasets not mounted)";
+  const Result r = run("info '" + path + "'");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("512 x 512"));
+  EXPECT_THAT(r.out, HasSubstr("uint8"));
+  EXPECT_THAT(r.out, HasSubstr("spacing:     1 x 1"));
+}
+
+TEST(Cli, InfoOnLungVolume) {
+  const std::string path = kData + "lung3d/id001-128x128x64.nii.gz";
+  if (!fs::exists(path)) GTEST_SKIP() << path << " absent (../shared/datasets not mounted)";
+  const Result r = run("info '" + path + "'");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("128 x 128 x 64"));
+  EXPECT_THAT(r.out, HasSubstr("3.00781 x 3.00781 x 5 mm"));
+  EXPECT_THAT(r.out, HasSubstr("LAS"));
+  EXPECT_THAT(r.out, HasSubstr("affine"));
+}
+
+TEST(Cli, InfoOnBrokenFileSaysWhyInOneLine) {
+  const std::string dir = ::testing::TempDir() + "unet_test_cli_" + std::to_string(::getpid());
+  fs::create_directories(dir);
+  for (const char* name : {"broken.nii", "broken.png", "broken.nii.gz"}) {
+    const std::string path = dir + "/" + name;
+    std::ofstream(path) << std::string(400, 'x');
+    const Result r = run("info '" + path + "'");
+    EXPECT_NE(r.status, 0) << r.out;
+    EXPECT_EQ(lines(r.out), 1u) << r.out;
+    EXPECT_THAT(r.out, HasSubstr(path));
+  }
+  const Result missing = run("info '" + dir + "/missing.png'");
+  EXPECT_NE(missing.status, 0);
+  EXPECT_EQ(lines(missing.out), 1u) << missing.out;
+  EXPECT_THAT(missing.out, HasSubstr("missing.png: cannot open"));
+  fs::remove_all(dir);
+}
+
+TEST(Cli, InfoReportsEveryFileAndFailsIfAnyFails) {
+  const std::string path = kData + "isbi2012/train/label/0.png";
+  if (!fs::exists(path)) GTEST_SKIP() << path << " absent (../shared/datasets not mounted)";
+  const Result r = run("info '" + path + "' /nonexistent/x.nii");
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.out, HasSubstr("512 x 512"));
+  EXPECT_THAT(r.out, HasSubstr("/nonexistent/x.nii: cannot open"));
+}
+
+}  // namespace
