@@ -25,7 +25,6 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
       ->check(CLI::IsMember({"auto", "sigmoid", "softmax"}))->capture_default_str();
   cmd.add_option("--activation", o.activation, "relu or leaky_relu")
       ->check(CLI::IsMember({"relu", "leaky_relu"}))->capture_default_str();
-  cmd.add_option("--seed", c.seed, "Seed of the weight initialization")->capture_default_str();
   cmd.add_option("--size", o.size, "Patch size W x H (2D) or W x H x D (3D), e.g. 512x512 or 128x128x64");
   cmd.add_option("--batch-size,-b", o.batch, "Samples per batch")->capture_default_str();
 }

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(UNET_VERSION));
   unet::add_info_command(app);
   unet::add_summary_command(app);
+  unet::add_train_command(app, argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
