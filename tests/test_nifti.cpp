@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/image_file.h"
+#include "tests/generated_files.h"
 
 namespace unet {
 namespace {
@@ -25,31 +26,13 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
+using test::quote;
+using test::slurp;
+using test::load_json;
 
 const std::string kPython = UNET_TEST_PYTHON;
 const std::string kScript = std::string(UNET_SOURCE_DIR) + "/tests/data/write_nifti.py";
 const std::string kLung = std::string(UNET_SOURCE_DIR) + "/../shared/datasets/lung3d/";
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
-
-// Empty when python3 with nibabel and numpy can run, else why not.
-std::string python_missing() {
-  if (kPython.empty() || kPython.find("NOTFOUND") != std::string::npos || !fs::exists(kPython))
-    return "python3 not found (UNET_TEST_PYTHON='" + kPython + "'); run tools/setup.sh";
-  if (std::system((quote(kPython) + " -c 'import nibabel, numpy' 2>/dev/null").c_str()) != 0)
-    return kPython + " lacks nibabel or numpy (pip install nibabel numpy)";
-  return "";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-json load_json(const std::string& path) {
-  std::ifstream f(path);
-  return json::parse(f);
-}
 
 double value_of(const json& j) {
   if (j.is_string()) {
@@ -95,16 +78,10 @@ void expect_matches(const Volume& v, const json& e) {
 class NiftiFiles : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = ::testing::TempDir() + "unet_test_nifti_" + std::to_string(::getpid());
-    fs::create_directories(dir_);
-    skip_ = python_missing();
-    if (!skip_.empty()) return;
-    const std::string cmd = quote(kPython) + " " + quote(kScript) + " " + quote(dir_ + "/nib");
-    if (std::system(cmd.c_str()) != 0) {
-      skip_ = "the generator failed: " + cmd;
-      return;
-    }
-    expected_ = load_json(dir_ + "/nib/expected.json");
+    const test::GeneratedFiles g = test::generate("nifti", "write_nifti.py", "nibabel, numpy", "pip install nibabel numpy");
+    dir_ = fs::path(g.dir).parent_path().string();
+    skip_ = g.skip;
+    expected_ = g.expected;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   void SetUp() override {
@@ -113,7 +90,7 @@ class NiftiFiles : public ::testing::Test {
   static void check(const std::string& name) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(expected_.contains(name)) << "the generator wrote no " << name;
-    expect_matches(read_image(dir_ + "/nib/" + name), expected_[name]);
+    expect_matches(read_image(dir_ + "/out/" + name), expected_[name]);
   }
   // Our file as nibabel reads it.
   static json nibabel_view(const std::string& path) {
@@ -131,47 +108,47 @@ json NiftiFiles::expected_;
 TEST_F(NiftiFiles, EveryDatatype) {
   for (const char* t : {"uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"})
     check(std::string("dt_") + t + ".nii");
-  EXPECT_EQ(read_image(dir_ + "/nib/dt_uint8.nii").full_scale, 255);
-  EXPECT_EQ(read_image(dir_ + "/nib/dt_int16.nii").full_scale, 32767);
-  EXPECT_EQ(read_image(dir_ + "/nib/dt_float32.nii").full_scale, 0);
+  EXPECT_EQ(read_image(dir_ + "/out/dt_uint8.nii").full_scale, 255);
+  EXPECT_EQ(read_image(dir_ + "/out/dt_int16.nii").full_scale, 32767);
+  EXPECT_EQ(read_image(dir_ + "/out/dt_float32.nii").full_scale, 0);
 }
 
 TEST_F(NiftiFiles, BigEndian) {
   for (const char* name : {"big_int16.nii", "big_float64.nii", "big_nifti2.nii"}) {
     check(name);
-    EXPECT_TRUE(read_nifti(dir_ + "/nib/" + name).nifti->big_endian) << name;
+    EXPECT_TRUE(read_nifti(dir_ + "/out/" + name).nifti->big_endian) << name;
   }
 }
 
 TEST_F(NiftiFiles, Nifti2) {
   for (const char* name : {"nifti2_float32.nii", "nifti2_int16.nii.gz", "pair2_float32.hdr"}) {
     check(name);
-    EXPECT_EQ(read_image(dir_ + "/nib/" + name).nifti->version, 2) << name;
+    EXPECT_EQ(read_image(dir_ + "/out/" + name).nifti->version, 2) << name;
   }
 }
 
 TEST_F(NiftiFiles, HdrImgPairByEitherName) {
   check("pair_int16.hdr");
-  const Volume by_img = read_image(dir_ + "/nib/pair_int16.img");
-  EXPECT_EQ(by_img.voxels, read_image(dir_ + "/nib/pair_int16.hdr").voxels);
+  const Volume by_img = read_image(dir_ + "/out/pair_int16.img");
+  EXPECT_EQ(by_img.voxels, read_image(dir_ + "/out/pair_int16.hdr").voxels);
 }
 
 TEST_F(NiftiFiles, Gzip) { check("gz_float32.nii.gz"); }
 
 TEST_F(NiftiFiles, FourDimensionsAreChannels) {
   check("four_d.nii");
-  EXPECT_EQ(read_image(dir_ + "/nib/four_d.nii").c, 2);
+  EXPECT_EQ(read_image(dir_ + "/out/four_d.nii").c, 2);
 }
 
 TEST_F(NiftiFiles, TwoDimensional) {
   check("two_d.nii");
-  EXPECT_EQ(read_image(dir_ + "/nib/two_d.nii").dims, 2);
+  EXPECT_EQ(read_image(dir_ + "/out/two_d.nii").dims, 2);
 }
 
 TEST_F(NiftiFiles, AffineFromQformSformOrPixdim) {
   check("qform_only.nii");  // left-handed, qfac -1
   check("no_codes.nii");    // diag(pixdim)
-  EXPECT_EQ(nifti_orientation(read_image(dir_ + "/nib/qform_only.nii").affine).size(), 3u);
+  EXPECT_EQ(nifti_orientation(read_image(dir_ + "/out/qform_only.nii").affine).size(), 3u);
 }
 
 TEST_F(NiftiFiles, ScalingSlopeAndIntercept) {
@@ -182,7 +159,7 @@ TEST_F(NiftiFiles, ScalingSlopeAndIntercept) {
 
 TEST_F(NiftiFiles, NonFiniteVoxelsAreReadAndCounted) {
   check("nonfinite.nii");
-  const Volume v = read_image(dir_ + "/nib/nonfinite.nii");
+  const Volume v = read_image(dir_ + "/out/nonfinite.nii");
   EXPECT_THAT(describe(v), HasSubstr("1 NaN, 2 Inf"));
   try {
     check_finite(v);
@@ -194,7 +171,7 @@ TEST_F(NiftiFiles, NonFiniteVoxelsAreReadAndCounted) {
 }
 
 TEST_F(NiftiFiles, DescribeNamesOrientationAndAffine) {
-  const std::string text = describe(read_image(dir_ + "/nib/dt_int16.nii"));
+  const std::string text = describe(read_image(dir_ + "/out/dt_int16.nii"));
   EXPECT_THAT(text, HasSubstr("NIfTI-1"));
   EXPECT_THAT(text, HasSubstr("5 x 4 x 3"));
   EXPECT_THAT(text, HasSubstr("int16"));
@@ -206,7 +183,7 @@ TEST_F(NiftiFiles, DescribeNamesOrientationAndAffine) {
 // Our writer, read by nibabel: header, affine and values survive.
 TEST_F(NiftiFiles, WriterRoundTripsThroughNibabel) {
   for (const char* input : {"qform_only.nii", "dt_float32.nii", "four_d.nii", "nifti2_float32.nii"}) {
-    const Volume in = read_image(dir_ + "/nib/" + input);
+    const Volume in = read_image(dir_ + "/out/" + input);
     const json orig = expected_[input];
     for (const char* type : {"uint8", "int16", "float32"}) {
       for (const char* ext : {".nii", ".nii.gz"}) {

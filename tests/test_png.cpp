@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/image_file.h"
+#include "tests/generated_files.h"
 
 namespace unet {
 namespace {
@@ -24,30 +25,13 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
+using test::quote;
+using test::slurp;
+using test::load_json;
 
 const std::string kPython = UNET_TEST_PYTHON;
 const std::string kScript = std::string(UNET_SOURCE_DIR) + "/tests/data/write_png.py";
 const std::string kIsbi = std::string(UNET_SOURCE_DIR) + "/../shared/datasets/isbi2012/train/";
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
-
-std::string python_missing() {
-  if (kPython.empty() || kPython.find("NOTFOUND") != std::string::npos || !fs::exists(kPython))
-    return "python3 not found (UNET_TEST_PYTHON='" + kPython + "'); run tools/setup.sh";
-  if (std::system((quote(kPython) + " -c 'import png' 2>/dev/null").c_str()) != 0)
-    return kPython + " lacks pypng (pip install pypng)";
-  return "";
-}
-
-json load_json(const std::string& path) {
-  std::ifstream f(path);
-  return json::parse(f);
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
 
 Volume slice(int64_t c, int64_t h, int64_t w, std::vector<float> values) {
   Volume v;
@@ -59,16 +43,10 @@ Volume slice(int64_t c, int64_t h, int64_t w, std::vector<float> values) {
 class PngFiles : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = ::testing::TempDir() + "unet_test_png_" + std::to_string(::getpid());
-    fs::create_directories(dir_);
-    skip_ = python_missing();
-    if (!skip_.empty()) return;
-    const std::string cmd = quote(kPython) + " " + quote(kScript) + " " + quote(dir_ + "/py");
-    if (std::system(cmd.c_str()) != 0) {
-      skip_ = "the generator failed: " + cmd;
-      return;
-    }
-    expected_ = load_json(dir_ + "/py/expected.json");
+    const test::GeneratedFiles g = test::generate("png", "write_png.py", "png", "pip install pypng");
+    dir_ = fs::path(g.dir).parent_path().string();
+    skip_ = g.skip;
+    expected_ = g.expected;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   void SetUp() override {
@@ -78,7 +56,7 @@ class PngFiles : public ::testing::Test {
     SCOPED_TRACE(name);
     ASSERT_TRUE(expected_.contains(name)) << "the generator wrote no " << name;
     const json& e = expected_[name];
-    const Volume v = read_image(dir_ + "/py/" + name);
+    const Volume v = read_image(dir_ + "/out/" + name);
     EXPECT_EQ(v.w, e["width"].get<int64_t>());
     EXPECT_EQ(v.h, e["height"].get<int64_t>());
     EXPECT_EQ(v.c, e["channels"].get<int64_t>());
