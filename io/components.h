@@ -1,0 +1,20 @@
+// Connected components of a mask (voxels of class > 0): 4-connected in 2D,
+// 6-connected in 3D, numbered 1.. in scan order. Used for the RGB image of
+// components that `unet predict` writes, and for counting objects.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "io/volume.h"
+
+namespace unet {
+
+// dims {D, H, W}; returns a component number per voxel (0 = background) and the count.
+std::vector<int32_t> connected_components(const int32_t* mask, std::array<int64_t, 3> dims, int32_t* count);
+
+// An RGB slice (c = 3, 8-bit values) with each component in its own colour.
+Volume components_rgb(const std::vector<int32_t>& components, int64_t h, int64_t w);
+
+}  // namespace unet
