@@ -10,6 +10,8 @@
 #include <fstream>
 #include <string>
 
+#include "tests/run_binary.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -17,22 +19,9 @@ using ::testing::HasSubstr;
 
 const std::string kData = std::string(UNET_SOURCE_DIR) + "/../shared/datasets/";
 
-struct Result {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
+using unet::test::Result;
 
-Result run(const std::string& args) {
-  Result r;
-  FILE* p = ::popen(("'" + std::string(UNET_BINARY) + "' " + args + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+Result run(const std::string& args) { return unet::test::run_unet(args); }
 
 size_t lines(const std::string& s) { return size_t(std::count(s.begin(), s.end(), '\n')); }
 

@@ -281,6 +281,7 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
       std::printf("%d augmented samples in %s\n", o->save_augmented, dir.c_str());
     }
     o->train.metadata = {{"unet.normalization", to_json(data->normalization).dump()},
+                         {"unet.patch", o->model.size},
                          {"unet.command", command}};
     std::signal(SIGTERM, request_stop);
     std::signal(SIGUSR1, request_stop);

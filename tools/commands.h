@@ -15,5 +15,8 @@ void add_info_command(CLI::App& app);
 void add_summary_command(CLI::App& app);
 // train records the exact command line in its run folder.
 void add_train_command(CLI::App& app, int argc, char** argv);
+void add_predict_command(CLI::App& app);
+void add_evaluate_command(CLI::App& app);
+void add_visualize_command(CLI::App& app);
 
 }  // namespace unet

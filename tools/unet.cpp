@@ -8,12 +8,18 @@
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {
+  // Line by line even into a file or a pipe: Slurm logs show progress as it happens,
+  // and in the order it happened relative to stderr.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   CLI::App app{"unet: train, predict, evaluate and inspect U-Nets (unet.cu)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(UNET_VERSION));
   unet::add_info_command(app);
   unet::add_summary_command(app);
   unet::add_train_command(app, argc, argv);
+  unet::add_predict_command(app);
+  unet::add_evaluate_command(app);
+  unet::add_visualize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

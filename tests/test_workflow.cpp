@@ -1,0 +1,223 @@
+// The user's paths through the binary: train -> predict -> evaluate ->
+// visualize, resume after SIGTERM, and each bad input the trainer must explain
+// (with its exit status) without losing the checkpoint it already has.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "engine/checkpoint.h"
+#include "io/png.h"
+#include "io/synthetic.h"
+#include "tests/run_binary.h"
+
+namespace unet {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using test::run_unet;
+
+fs::path work(const std::string& name) {
+  const fs::path d = fs::path(::testing::TempDir()) / ("unet_workflow_" + std::to_string(::getpid())) / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+// A folder dataset (image/ + label/) of synthetic 64x64 PNGs; label 255 = membrane.
+fs::path png_dataset(const fs::path& root, int cases, int64_t size = 64) {
+  fs::create_directories(root / "image");
+  fs::create_directories(root / "label");
+  SyntheticSpec spec;
+  spec.size = size;
+  spec.cells = 10;
+  for (int i = 0; i < cases; ++i) {
+    const auto [image, label] = synthetic_em(spec, i);
+    write_png((root / "image" / (std::to_string(i) + ".png")).string(), image);
+    write_png((root / "label" / (std::to_string(i) + ".png")).string(), label);
+  }
+  return root;
+}
+
+const char* kSmall = "--filters 4 --depth 2 --size 32x32 --batch-size 2 --workers 1";
+
+TEST(Workflow, TrainPredictEvaluateVisualize) {
+  const fs::path dir = work("full");
+  const fs::path data = png_dataset(dir / "data", 6);
+  const test::Result t = run_unet("train --data " + q(data) + " --label-threshold 127.5 " + kSmall +
+                                  " --val-cases 5 --steps 12 --val-every 6 --run-dir " + q(dir / "run"));
+  ASSERT_EQ(t.status, 0) << t.out;
+  EXPECT_THAT(t.out, HasSubstr("held-out 1 case(s)"));
+  for (const char* f : {"best.safetensors", "last.safetensors", "last.state.safetensors", "metrics.jsonl",
+                        "run.json", "learning_curve.png", "overlays/5.png"})
+    EXPECT_TRUE(fs::exists(dir / "run" / f)) << f;
+
+  const test::Result p = run_unet("predict -w " + q(dir / "run" / "best.safetensors") + " " + q(data / "image") +
+                                  " -o " + q(dir / "pred") + " --probabilities");
+  ASSERT_EQ(p.status, 0) << p.out;
+  for (const char* f : {"0_mask.png", "0_prob.png", "0_components.png", "5_mask.png"})
+    EXPECT_TRUE(fs::exists(dir / "pred" / f)) << f;
+  const Volume mask = read_png((dir / "pred" / "5_mask.png").string());
+  EXPECT_EQ(mask.w, 64);
+
+  const test::Result e = run_unet("evaluate -p " + q(dir / "pred") + " -l " + q(data / "label") + " --label-threshold 127.5 --csv " +
+                                  q(dir / "eval.csv"));
+  ASSERT_EQ(e.status, 0) << e.out;
+  EXPECT_THAT(e.out, HasSubstr("class 1 over 6 case(s): Dice"));
+  std::ifstream csv(dir / "eval.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "case,class,dice,iou,precision,recall,hausdorff,hd95");
+
+  const test::Result v = run_unet("visualize " + q(data / "image" / "5.png") + " -l " + q(data / "label" / "5.png") +
+                                  " -p " + q(dir / "pred" / "5_mask.png") + " -o " + q(dir / "vis.png"));
+  ASSERT_EQ(v.status, 0) << v.out;
+  EXPECT_EQ(read_png((dir / "vis.png").string()).c, 3);
+}
+
+std::vector<float> all_weights(const fs::path& file) {
+  std::vector<float> out;
+  for (const NamedTensor& t : read_safetensors(file.string()).tensors) out.insert(out.end(), t.values.begin(), t.values.end());
+  return out;
+}
+
+// Starts the binary with `args` (split at spaces), output to `log`; returns its pid.
+pid_t spawn(const std::string& args, const fs::path& log) {
+  std::vector<std::string> words{UNET_BINARY};
+  for (size_t i = 0, j; i < args.size(); i = j + 1) {
+    j = args.find(' ', i);
+    if (j == std::string::npos) j = args.size();
+    if (j > i) words.push_back(args.substr(i, j - i));
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::FILE* f = std::freopen(log.c_str(), "w", stdout);
+    (void)f;
+    ::dup2(::fileno(stdout), 2);
+    std::vector<char*> argv;
+    for (std::string& w : words) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int lines_in(const fs::path& file) {
+  std::ifstream f(file);
+  int n = 0;
+  for (std::string l; std::getline(f, l);) ++n;
+  return n;
+}
+
+// SIGTERM mid-run: exit 75 with a checkpoint; the same command again finishes
+// with the weights of a run that was never stopped, bit for bit.
+TEST(Workflow, SigtermThenResumeEqualsUninterrupted) {
+  const fs::path dir = work("resume");
+  const std::string args = "train --filters 8 --depth 3 --size 64x64 --batch-size 4 --workers 1 --steps 40 "
+                           "--val-every 20 --seed 3 --run-dir ";
+  ASSERT_EQ(run_unet(args + q(dir / "straight")).status, 0);
+
+  const pid_t pid = spawn(args + (dir / "stopped").string(), dir / "first.log");
+  ASSERT_GT(pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (lines_in(dir / "stopped" / "metrics.jsonl") < 3) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no progress";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::ifstream first(dir / "first.log");
+  const std::string log((std::istreambuf_iterator<char>(first)), {});
+  ASSERT_TRUE(WIFEXITED(status)) << log;
+  ASSERT_EQ(WEXITSTATUS(status), 75) << log;
+  EXPECT_THAT(log, HasSubstr("checkpoint written"));
+  EXPECT_LT(lines_in(dir / "stopped" / "metrics.jsonl"), 40) << "the stop came too late to test anything";
+
+  const test::Result resumed = run_unet(args + q(dir / "stopped"));
+  ASSERT_EQ(resumed.status, 0) << resumed.out;
+  EXPECT_THAT(resumed.out, HasSubstr("resuming"));
+  EXPECT_EQ(all_weights(dir / "straight" / "last.safetensors"), all_weights(dir / "stopped" / "last.safetensors"));
+}
+
+TEST(Workflow, MissingDataFolder) {
+  const test::Result r = run_unet("train --data /no/such/folder " + std::string(kSmall) + " --run-dir " +
+                                  q(work("missing") / "run"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.out, HasSubstr("/no/such/folder"));
+}
+
+TEST(Workflow, ImageAndLabelOfDifferentShapes) {
+  const fs::path dir = work("mismatch");
+  const fs::path data = png_dataset(dir / "data", 3);
+  const auto [image, label] = synthetic_em(SyntheticSpec{2, 48, 10}, 7);
+  write_png((data / "label" / "1.png").string(), label);  // 48x48 label for a 64x64 image
+  const test::Result r = run_unet("train --data " + q(data) + " --label-threshold 127.5 " + kSmall + " --run-dir " +
+                                  q(dir / "run"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.out, HasSubstr("1.png"));
+  EXPECT_THAT(r.out, HasSubstr("different shapes"));
+}
+
+TEST(Workflow, SizeThatCannotPassNamesSizesThatCan) {
+  const test::Result r = run_unet("train --filters 4 --depth 3 --size 100x100 --steps 1 --run-dir " +
+                                  q(work("size") / "run"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.out, HasSubstr("96 or 104"));
+}
+
+TEST(Workflow, CorruptAndForeignCheckpoints) {
+  const fs::path dir = work("ckpt");
+  ASSERT_EQ(run_unet("train " + std::string(kSmall) + " --steps 2 --run-dir " + q(dir / "run")).status, 0);
+  // Another architecture in the same run folder.
+  test::Result r = run_unet("train --filters 8 --depth 2 --size 32x32 --batch-size 2 --steps 4 --run-dir " +
+                            q(dir / "run"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.out, HasSubstr("checkpoint of another model"));
+  // A damaged checkpoint.
+  fs::resize_file(dir / "run" / "last.safetensors", 1000);
+  r = run_unet("train " + std::string(kSmall) + " --steps 4 --run-dir " + q(dir / "run"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.out, HasSubstr("last.safetensors"));
+  // Weights of another model given to predict.
+  r = run_unet("predict -w " + q(dir / "run" / "last.state.safetensors") + " x.png");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.out, HasSubstr("is missing"));
+}
+
+std::string bytes(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+// A disk that cannot take the checkpoint (a file-size limit below its size): a
+// clear error naming the file, and the checkpoints already there survive byte
+// for byte, with no temporary left behind.
+TEST(Workflow, FullDiskKeepsThePreviousCheckpoint) {
+  const fs::path dir = work("full_disk");
+  const std::string args = "train --filters 16 --depth 2 --size 32x32 --batch-size 2 --workers 1 --run-dir " +
+                           q(dir / "run");
+  ASSERT_EQ(run_unet(args + " --steps 2").status, 0);
+  const std::string best = bytes(dir / "run" / "best.safetensors"), last = bytes(dir / "run" / "last.safetensors");
+  ASSERT_GT(last.size(), 256u * 1024) << "the limit must be below the checkpoint's size";
+  const test::Result r = run_unet(args + " --steps 4", "trap '' XFSZ; ulimit -f 200");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr(".safetensors"));
+  EXPECT_EQ(bytes(dir / "run" / "best.safetensors"), best);
+  EXPECT_EQ(bytes(dir / "run" / "last.safetensors"), last);
+  for (const auto& e : fs::directory_iterator(dir / "run"))
+    EXPECT_THAT(e.path().filename().string(), ::testing::Not(HasSubstr(".tmp")));
+}
+
+}  // namespace
+}  // namespace unet
