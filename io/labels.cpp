@@ -57,7 +57,9 @@ std::vector<int32_t> to_classes(const Volume& label, const LabelSpec& spec) {
   for (int64_t i = 0; i < n; ++i) {
     const double v = values[i];
     int64_t cls;
-    if (!spec.map.empty()) {
+    if (!std::isnan(spec.object_value)) {
+      cls = v == spec.object_value ? 1 : 0;
+    } else if (!spec.map.empty()) {
       auto it = std::find_if(spec.map.begin(), spec.map.end(), [&](const auto& kv) { return kv.first == v; });
       if (it == spec.map.end()) {
         std::string keys;

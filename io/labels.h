@@ -33,6 +33,10 @@ struct LabelSpec {
   std::vector<std::pair<double, int32_t>> map;                  // stored value -> class
   int32_t classes = 2;
   int32_t ignore_label = -1;  // negative: none
+  // The object class of the cluster U-Net modules: when set, class 1 where the
+  // value (after binarizing, if asked) equals it, 0 everywhere else; the map is
+  // not used. ISBI's membrane: object_value 0.
+  double object_value = std::numeric_limits<double>::quiet_NaN();
 };
 
 double default_threshold(const Volume& label);

@@ -37,6 +37,15 @@ TEST(Labels, DefaultThresholdRule) {
   EXPECT_EQ(default_threshold(label({0, 0.7f}, 0)), 0.5);                 // float probabilities
 }
 
+// The cluster modules' "object class": one stored value is the object, the rest background.
+TEST(Labels, ObjectValue) {
+  LabelSpec spec;
+  spec.object_value = 0;  // ISBI: membrane is stored as 0
+  EXPECT_EQ(to_classes(label({0, 255, 0, 255}), spec), (std::vector<int32_t>{1, 0, 1, 0}));
+  spec.object_value = 2;
+  EXPECT_EQ(to_classes(label({0, 1, 2, 3}), spec), (std::vector<int32_t>{0, 0, 1, 0}));
+}
+
 TEST(Labels, Threshold) {
   LabelSpec spec;
   spec.binarize = true;
