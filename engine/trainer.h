@@ -50,6 +50,7 @@ struct TrainOptions {
   int workers = 2, prefetch = 4;
   std::string run_dir;
   bool progress_bar = false;  // a live bar (terminal) or periodic plain lines (logs)
+  bool verbose = false;       // a plain line after every step
   std::map<std::string, std::string> metadata;  // stored with every weights file
 };
 

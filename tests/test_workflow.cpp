@@ -12,6 +12,8 @@
 #include <fstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/checkpoint.h"
 #include "io/png.h"
 #include "io/synthetic.h"
@@ -58,8 +60,17 @@ TEST(Workflow, TrainPredictEvaluateVisualize) {
   ASSERT_EQ(t.status, 0) << t.out;
   EXPECT_THAT(t.out, HasSubstr("held-out 1 case(s)"));
   for (const char* f : {"best.safetensors", "last.safetensors", "last.state.safetensors", "metrics.jsonl",
-                        "run.json", "learning_curve.png", "overlays/5.png"})
+                        "run.json", "config.ini", "learning_curve.png", "overlays/5.png"})
     EXPECT_TRUE(fs::exists(dir / "run" / f)) << f;
+  // The saved configuration replays the run: same model, same data split.
+  const test::Result again = run_unet("train --config " + q(dir / "run" / "config.ini") + " --steps 1 --run-dir " +
+                                      q(dir / "again"));
+  ASSERT_EQ(again.status, 0) << again.out;
+  auto model_and_split = [](const fs::path& run) {
+    const nlohmann::json j = nlohmann::json::parse(std::ifstream(run / "run.json"));
+    return j["model"].dump() + j["train_cases"].dump() + j["val_cases"].dump();
+  };
+  EXPECT_EQ(model_and_split(dir / "run"), model_and_split(dir / "again"));
 
   const test::Result p = run_unet("predict -w " + q(dir / "run" / "best.safetensors") + " " + q(data / "image") +
                                   " -o " + q(dir / "pred") + " --probabilities");

@@ -43,7 +43,7 @@ struct TrainCli {
   double lr = 1e-3, label_threshold = std::nan(""), tversky_beta = 0.7, focal_gamma = 0.75;
   int64_t image_width = 0, image_height = 0, image_depth = 0, warmup = 0;
   int augmentation_rate = 0, save_augmented = 0, gpus = 0;
-  bool no_augmentation = false, summary = false, verbose = false, whole_images = false;
+  bool no_augmentation = false, summary = false;
 };
 
 void add_train_options(CLI::App& cmd, TrainCli& o) {
@@ -56,6 +56,8 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
   cmd.add_option("--folds", o.data.folds, "Folds for --fold")->capture_default_str();
   cmd.add_option("--label-threshold", o.label_threshold, "Binarize labels: class 1 above this value");
   cmd.add_option("--label-map", o.label_map, "Stored label value -> class, e.g. 0:1,255:0 (ISBI membrane)");
+  cmd.add_option("--object-class", o.data.labels.object_value,
+                 "The label value of the object (class 1); every other value is background");
   cmd.add_option("--ignore-label", o.data.labels.ignore_label, "A class left out of the loss and the metrics");
   cmd.add_option("--normalize", o.norm, "Intensity normalization: zscore, minmax, window, ct, fixed, none")
       ->capture_default_str();
@@ -100,7 +102,7 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
   cmd.add_option("--overlap", o.train.window.overlap, "Sliding-window overlap in validation")->capture_default_str();
   cmd.add_flag("--mirror", o.train.window.mirror, "Average validation over flips");
   cmd.add_flag("--summary", o.summary, "Print the model summary before training");
-  cmd.add_flag("--verbose,-v", o.verbose, "Report more while preparing");
+  cmd.add_flag("--verbose,-v", o.train.verbose, "A line after every step, and each case as it is loaded");
   cmd.add_option("--gpus", o.gpus, "GPUs to use (0: the CPU)")->capture_default_str();
 }
 
@@ -139,6 +141,8 @@ void resolve(CLI::App& cmd, TrainCli& o) {
   labels.classes = o.model.config.classes;
   if (!std::isnan(o.label_threshold)) labels.binarize = true, labels.threshold = o.label_threshold;
   if (!o.label_map.empty()) labels.map = parse_label_map(o.label_map);
+  if (!std::isnan(labels.object_value) && !labels.map.empty())
+    throw std::invalid_argument("give --object-class or --label-map, not both");
   ChannelNorm norm;
   norm.scheme = parse_norm_scheme(o.norm);
   if (norm.scheme == NormScheme::window) {
@@ -147,6 +151,7 @@ void resolve(CLI::App& cmd, TrainCli& o) {
   }
   o.data.norm = {norm};
   o.data.seed = o.train.seed;
+  o.data.verbose = o.train.verbose;
   o.model.config.seed = o.train.seed;
   const Shape in = o.model.input_shape();
   o.data.patch.size = {in.d, in.h, in.w};
@@ -258,6 +263,10 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
                        {"train_cases", data->train_ids},
                        {"val_cases", data->val_ids}};
     write_file_atomic((fs::path(o->run_dir) / "run.json").string(), run.dump(2) + "\n");
+    // The options as given, in the form --config reads: the same run again.
+    write_file_atomic((fs::path(o->run_dir) / "config.ini").string(),
+                      "# unet train --config " + (fs::path(o->run_dir) / "config.ini").string() + "\n[train]\n" +
+                          cmd->config_to_str(false, false));
     Shape one = batch;
     one.n = 1;
     TrainData td;

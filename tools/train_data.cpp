@@ -1,5 +1,6 @@
 #include "tools/train_data.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "io/synthetic.h"
@@ -43,6 +44,14 @@ void load_split(const DataOptions& opt, Loaded& train, Loaded& val) {
     for (const Case& c : *cases) {
       to->ids.push_back(c.id);
       to->cases.push_back(load_case(c, opt.labels));
+      if (!opt.verbose) continue;
+      const CaseData& d = to->cases.back();
+      int64_t foreground = 0;
+      for (int32_t v : d.label) foreground += v > 0;
+      std::printf("  %s %s: %lld x %lld x %lld, %lld channel(s), spacing %g x %g x %g, foreground %.1f%%\n",
+                  to == &train ? "train" : "val", c.id.c_str(), (long long)d.image.w, (long long)d.image.h,
+                  (long long)d.image.d, (long long)d.image.c, d.image.spacing[0], d.image.spacing[1],
+                  d.image.spacing[2], 100.0 * double(foreground) / double(std::max<size_t>(d.label.size(), 1)));
     }
 }
 

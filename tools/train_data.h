@@ -28,6 +28,7 @@ struct DataOptions {
   uint64_t seed = 0;
   int synthetic_dims = 2;                 // the default's dims
   int64_t synthetic_size = 128;
+  bool verbose = false;                   // print each case as it is loaded
 };
 
 struct PreparedData {

@@ -14,6 +14,10 @@ int main(int argc, char** argv) {
   CLI::App app{"unet: train, predict, evaluate and inspect U-Nets (unet.cu)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(UNET_VERSION));
+  // Options from a file, by subcommand section ([train] ...); given after the
+  // subcommand too (fallthrough), as in `unet train --config run/config.ini`.
+  app.set_config("--config", "", "Read options from a file: key = value lines under [train] (a run's config.ini)");
+  app.fallthrough();
   unet::add_info_command(app);
   unet::add_summary_command(app);
   unet::add_train_command(app, argc, argv);
