@@ -95,6 +95,29 @@ TEST(Workflow, TrainPredictEvaluateVisualize) {
   EXPECT_EQ(read_png((dir / "vis.png").string()).c, 3);
 }
 
+std::vector<float> tensor(const fs::path& file, const std::string& name) {
+  const Safetensors f = read_safetensors(file.string());
+  return f.find(name) ? f.find(name)->values : std::vector<float>{};
+}
+
+// Fine-tuning: another run's weights, the encoder frozen.
+TEST(Workflow, LoadWeightsAndFreezeTheEncoder) {
+  const fs::path dir = work("finetune");
+  const std::string args = "train " + std::string(kSmall) + " --steps 3 --run-dir ";
+  ASSERT_EQ(run_unet(args + q(dir / "base")).status, 0);
+  const test::Result r = run_unet(args + q(dir / "tuned") + " --load-weights " + q(dir / "base" / "last.safetensors") +
+                                  " --freeze enc0,enc1 --seed 9");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const fs::path base = dir / "base" / "last.safetensors", tuned = dir / "tuned" / "last.safetensors";
+  EXPECT_EQ(tensor(base, "enc1.conv1.weight"), tensor(tuned, "enc1.conv1.weight"));
+  EXPECT_NE(tensor(base, "dec0.conv0.weight"), tensor(tuned, "dec0.conv0.weight"));
+  // --resume needs something to resume; --load-weights into a run that has a checkpoint is refused.
+  EXPECT_EQ(run_unet(args + q(dir / "empty") + " --resume").status, 1);
+  const test::Result twice = run_unet(args + q(dir / "tuned") + " --load-weights " + q(base));
+  EXPECT_EQ(twice.status, 1);
+  EXPECT_THAT(twice.out, HasSubstr("already holds a checkpoint"));
+}
+
 std::vector<float> all_weights(const fs::path& file) {
   std::vector<float> out;
   for (const NamedTensor& t : read_safetensors(file.string()).tensors) out.insert(out.end(), t.values.begin(), t.values.end());

@@ -43,7 +43,7 @@ struct TrainCli {
   double lr = 1e-3, label_threshold = std::nan(""), tversky_beta = 0.7, focal_gamma = 0.75;
   int64_t image_width = 0, image_height = 0, image_depth = 0, warmup = 0;
   int augmentation_rate = 0, save_augmented = 0, gpus = 0;
-  bool no_augmentation = false, summary = false;
+  bool no_augmentation = false, summary = false, resume = false;
 };
 
 void add_train_options(CLI::App& cmd, TrainCli& o) {
@@ -96,6 +96,8 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
   cmd.add_option("--seed", o.train.seed, "Seed of the weights, splits, patches, augmentation and dropout")->capture_default_str();
   cmd.add_option("--workers", o.train.workers, "Data loader threads")->capture_default_str();
   cmd.add_option("--run-dir,-o", o.run_dir, "Run folder (resumed when it holds a checkpoint)")->capture_default_str();
+  cmd.add_flag("--resume", o.resume, "Require a checkpoint in --run-dir to continue from (a run folder that "
+                                     "holds one is resumed anyway)");
   cmd.add_option("--load-weights", o.load_weights, "Start from another run's weights (fine-tuning)");
   cmd.add_option("--freeze", o.train.freeze, "Keep parameters with these name prefixes fixed, e.g. enc0,enc1")
       ->delimiter(',');
@@ -238,6 +240,12 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
   const std::string command = command_line(argc, argv);
   cmd->callback([o, cmd, command] {
     resolve(*cmd, *o);
+    const bool has_checkpoint = fs::exists(fs::path(o->run_dir) / "last.state.safetensors");
+    if (o->resume && !has_checkpoint)
+      throw std::invalid_argument("--resume: " + o->run_dir + " holds no checkpoint (last.state.safetensors) to resume");
+    if (has_checkpoint && !o->load_weights.empty())
+      throw std::invalid_argument("--load-weights: " + o->run_dir + " already holds a checkpoint, which would replace "
+                                  "them; use a new --run-dir to start from other weights");
     fs::create_directories(o->run_dir);
     std::printf("%s\n", o->model.config.str().c_str());
     const auto data = prepare_data(o->data);
