@@ -64,4 +64,24 @@ inline GeneratedFiles generate(const std::string& tag, const std::string& script
   return g;
 }
 
+// A test suite over generated files: `Suite` names its tag, script, modules and
+// install hint; dir_ holds the folder (the script wrote into dir_/out), skip_ why
+// not, expected_ the JSON. Every test skips with the reason when skip_ is set.
+template <class Suite>
+class GeneratedFilesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const GeneratedFiles g = generate(Suite::kTag, Suite::kGenerator, Suite::kModules, Suite::kInstall);
+    dir_ = std::filesystem::path(g.dir).parent_path().string();
+    skip_ = g.skip;
+    expected_ = g.expected;
+  }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
+  void SetUp() override {
+    if (!skip_.empty()) GTEST_SKIP() << skip_;
+  }
+  static inline std::string dir_, skip_;
+  static inline nlohmann::json expected_;
+};
+
 }  // namespace unet::test

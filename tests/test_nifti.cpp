@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/image_file.h"
+#include "tests/broken_files.h"
 #include "tests/generated_files.h"
 
 namespace unet {
@@ -75,18 +76,14 @@ void expect_matches(const Volume& v, const json& e) {
   EXPECT_NEAR(v.nifti->qfac, e["pixdim"][0].get<double>() < 0 ? -1 : 1, 0);
 }
 
-class NiftiFiles : public ::testing::Test {
+class NiftiFiles : public test::GeneratedFilesTest<NiftiFiles> {
+ public:
+  static constexpr const char* kTag = "nifti";
+  static constexpr const char* kGenerator = "write_nifti.py";
+  static constexpr const char* kModules = "nibabel, numpy";
+  static constexpr const char* kInstall = "pip install nibabel numpy";
+
  protected:
-  static void SetUpTestSuite() {
-    const test::GeneratedFiles g = test::generate("nifti", "write_nifti.py", "nibabel, numpy", "pip install nibabel numpy");
-    dir_ = fs::path(g.dir).parent_path().string();
-    skip_ = g.skip;
-    expected_ = g.expected;
-  }
-  static void TearDownTestSuite() { fs::remove_all(dir_); }
-  void SetUp() override {
-    if (!skip_.empty()) GTEST_SKIP() << skip_;
-  }
   static void check(const std::string& name) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(expected_.contains(name)) << "the generator wrote no " << name;
@@ -99,11 +96,7 @@ class NiftiFiles : public ::testing::Test {
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
     return load_json(out);
   }
-  static std::string dir_, skip_;
-  static json expected_;
 };
-std::string NiftiFiles::dir_, NiftiFiles::skip_;
-json NiftiFiles::expected_;
 
 TEST_F(NiftiFiles, EveryDatatype) {
   for (const char* t : {"uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"})
@@ -296,11 +289,10 @@ TEST(NiftiLung, PredictionKeepsTheInputHeader) {
 
 // --- broken files -----------------------------------------------------------
 
-class NiftiBroken : public ::testing::Test {
+class NiftiBroken : public test::BrokenFiles {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "unet_test_nifti_broken_" + std::to_string(::getpid());
-    fs::create_directories(dir_);
+    make_dir("nifti_broken");
     Volume v;
     v.w = 5, v.h = 4, v.d = 3, v.dims = 3;
     v.voxels.assign(60, 1.5f);
@@ -308,29 +300,12 @@ class NiftiBroken : public ::testing::Test {
     good_ = slurp(dir_ + "/good.nii");
     ASSERT_EQ(good_.size(), 352u + 60 * 4);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string write(const std::string& name, const std::string& bytes) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::binary) << bytes;
-    return path;
-  }
   template <typename T>
   std::string patched(const std::string& name, size_t offset, T value) {
     std::string b = good_;
     std::memcpy(&b[offset], &value, sizeof value);
     return write(name, b);
   }
-  static void expect_error(const std::string& path, const std::string& what) {
-    try {
-      read_image(path);
-      FAIL() << path << " was accepted";
-    } catch (const FileError& e) {
-      EXPECT_THAT(e.what(), HasSubstr(fs::path(path).filename().string()));
-      EXPECT_THAT(e.what(), HasSubstr(what));
-    }
-  }
-  std::string dir_, good_;
 };
 
 TEST_F(NiftiBroken, Truncated) {

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/image_file.h"
+#include "tests/broken_files.h"
 #include "tests/generated_files.h"
 
 namespace unet {
@@ -40,18 +41,14 @@ Volume slice(int64_t c, int64_t h, int64_t w, std::vector<float> values) {
   return v;
 }
 
-class PngFiles : public ::testing::Test {
+class PngFiles : public test::GeneratedFilesTest<PngFiles> {
+ public:
+  static constexpr const char* kTag = "png";
+  static constexpr const char* kGenerator = "write_png.py";
+  static constexpr const char* kModules = "png";
+  static constexpr const char* kInstall = "pip install pypng";
+
  protected:
-  static void SetUpTestSuite() {
-    const test::GeneratedFiles g = test::generate("png", "write_png.py", "png", "pip install pypng");
-    dir_ = fs::path(g.dir).parent_path().string();
-    skip_ = g.skip;
-    expected_ = g.expected;
-  }
-  static void TearDownTestSuite() { fs::remove_all(dir_); }
-  void SetUp() override {
-    if (!skip_.empty()) GTEST_SKIP() << skip_;
-  }
   static void check(const std::string& name) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(expected_.contains(name)) << "the generator wrote no " << name;
@@ -73,11 +70,7 @@ class PngFiles : public ::testing::Test {
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
     return load_json(out);
   }
-  static std::string dir_, skip_;
-  static json expected_;
 };
-std::string PngFiles::dir_, PngFiles::skip_;
-json PngFiles::expected_;
 
 TEST_F(PngFiles, GrayEveryBitDepth) {
   for (const char* name : {"gray1.png", "gray2.png", "gray4.png", "gray8.png", "gray16.png"}) check(name);
@@ -127,23 +120,15 @@ TEST_F(PngFiles, WritersRoundTripThroughPypng) {
 
 // --- without python ---------------------------------------------------------
 
-class PngLocal : public ::testing::Test {
+class PngLocal : public test::BrokenFiles {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "unet_test_png_local_" + std::to_string(::getpid());
-    fs::create_directories(dir_);
+    make_dir("png_local");
     Volume v = slice(1, 16, 16, {});
     for (int i = 0; i < 256; ++i) v.voxels.push_back(float(i));
     write_png(dir_ + "/good.png", v, 8);
     good_ = slurp(dir_ + "/good.png");
     ASSERT_GT(good_.size(), 60u);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string write(const std::string& name, const std::string& bytes) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::binary) << bytes;
-    return path;
   }
   // good.png with IHDR's width and height replaced, CRC recomputed.
   std::string with_size(const std::string& name, uint32_t w, uint32_t h) {
@@ -156,16 +141,6 @@ class PngLocal : public ::testing::Test {
     for (int i = 0; i < 4; ++i) b[29 + i] = char(crc >> (24 - 8 * i));
     return write(name, b);
   }
-  static void expect_error(const std::string& path, const std::string& what) {
-    try {
-      read_image(path);
-      FAIL() << path << " was accepted";
-    } catch (const FileError& e) {
-      EXPECT_THAT(e.what(), HasSubstr(fs::path(path).filename().string()));
-      EXPECT_THAT(e.what(), HasSubstr(what));
-    }
-  }
-  std::string dir_, good_;
 };
 
 TEST_F(PngLocal, WriterRoundsAndClamps) {
