@@ -14,8 +14,6 @@
 namespace unet {
 namespace {
 
-NormSpec norm_spec(NormChoice n) { return {n == NormChoice::instance ? NormKind::instance : NormKind::batch, 1e-5f, 0.1f}; }
-
 Shape with(Shape s, int64_t c, int64_t d, int64_t h, int64_t w) {
   s.c = c, s.d = d, s.h = h, s.w = w;
   return s;
@@ -222,7 +220,7 @@ void UNet::plan(const Shape& input) {
       if (last) expect_shape("U-Net plan", L.name.c_str(), s, out_shape);
       L.out = last && out ? *out : alloc(s);
       L.pre = c.norm == NormChoice::none ? L.out : alloc(s);
-      const int64_t groups = c.norm == NormChoice::none ? 0 : norm_groups(norm_spec(c.norm).kind, s);
+      const int64_t groups = c.norm == NormChoice::none ? 0 : norm_groups(c.norm_spec().kind, s);
       L.mean.assign(groups, 0.f);
       L.invstd.assign(groups, 0.f);
       workspace_floats_ = std::max(workspace_floats_, conv_workspace_floats(cur.shape, L.co, L.spec));
@@ -301,7 +299,7 @@ void UNet::block_forward(Block& b, bool training) {
       bias_act_forward(out, params_.data() + L.b, config_.activation);
       continue;
     }
-    const NormSpec ns = norm_spec(config_.norm);
+    const NormSpec ns = config_.norm_spec();
     const float* gamma = params_.data() + L.gamma;
     const float* beta = params_.data() + L.beta;
     float* rm = L.running >= 0 ? state_.data() + L.running : nullptr;
@@ -352,7 +350,7 @@ UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, 
     } else {
       bias_act_backward(view(L.out), d, nullptr, config_.activation);
       norm_backward(view(L.pre), d, d, params_.data() + L.gamma, L.mean.data(), L.invstd.data(),
-                    grads_.data() + L.gamma, grads_.data() + L.beta, norm_spec(config_.norm));
+                    grads_.data() + L.gamma, grads_.data() + L.beta, config_.norm_spec());
     }
     Slot din{};
     const bool want = j > 0 || target || need_input_grad;

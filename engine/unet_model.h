@@ -99,6 +99,10 @@ class UNet {
     Slot cat, dcat;         // [skip, up] and its gradient
     int64_t up_w = -1, up_b = -1;  // up-convolution from level + 1
   };
+  // The layer tables, for exporters that walk the net as forward() does.
+  const std::vector<Level>& levels() const { return levels_; }
+  const Block& bottleneck() const { return bottleneck_; }
+  const ConvLayer& head() const { return head_; }
 
  private:
   Tensor view(const Slot& s);

@@ -18,5 +18,7 @@ void add_train_command(CLI::App& app, int argc, char** argv);
 void add_predict_command(CLI::App& app);
 void add_evaluate_command(CLI::App& app);
 void add_visualize_command(CLI::App& app);
+void add_export_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace unet

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs everything unet.cu needs to build and test, from Debian's packages.
-# Safe to run again: packages already present are not fetched twice.
+# Installs everything unet.cu needs to build and test: Debian's packages, and
+# into the project's .venv (Debian's python3 and its packages, plus PyPI) the
+# two Python packages Debian lacks, onnxruntime and safetensors, which the tests
+# use to read what `unet export` and `unet train` write.
+# Safe to run again: what is already present is not fetched twice.
 # The CUDA toolkit is not a Debian package; when nvcc is on PATH (or under
 # /usr/local/cuda) the build compiles the CUDA backend too, otherwise it builds
 # the CPU engine alone.
@@ -14,8 +17,9 @@ packages=(
   libnifti2-dev zlib1g-dev        # NIfTI-1/2 through nifti_clib
   libpng-dev                      # PNG
   nlohmann-json3-dev              # dataset.json, checkpoint metadata
+  libonnx-dev libprotobuf-dev     # unet export --onnx
   libcli11-dev                    # the unet command line
-  python3 python3-nibabel python3-png python3-numpy   # test files written by other tools
+  python3 python3-nibabel python3-png python3-numpy python3-venv  # test files written by other tools
   clang libclang-rt-14-dev        # libFuzzer targets for the readers
 )
 
@@ -32,4 +36,13 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "setup: all ${#packages[@]} packages present"
+fi
+
+# Pinned: the versions the tests were written against.
+python_packages=(onnxruntime==1.32.0 safetensors==0.8.0)
+cd "$(dirname "$0")/.."
+if ! .venv/bin/python3 -c 'import onnxruntime, safetensors' 2>/dev/null; then
+  echo "setup: installing ${python_packages[*]} into .venv"
+  /usr/bin/python3 -m venv --system-site-packages .venv
+  .venv/bin/pip install -q --disable-pip-version-check "${python_packages[@]}"
 fi

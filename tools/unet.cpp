@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   unet::add_predict_command(app);
   unet::add_evaluate_command(app);
   unet::add_visualize_command(app);
+  unet::add_export_command(app);
+  unet::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
