@@ -10,6 +10,7 @@
 #include <random>
 
 #include "engine/checkpoint.h"
+#include "engine/gradient_reducer.h"
 #include "kernels/metrics.h"
 
 namespace unet {
@@ -125,13 +126,17 @@ Validation validate(UNet& model, const std::vector<Sample>& cases, const WindowS
 }
 
 TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, const std::atomic<bool>* stop) {
-  const int64_t N = data.batch.n;
-  const int64_t batches_per_epoch = data.samples_per_epoch / N;
+  Communicator* comm = opt.comm;
+  const int world = comm ? comm->world() : 1, rank = comm ? comm->rank() : 0;
+  const bool lead = rank == 0;  // validates, logs, writes the run folder
+  const int64_t N = data.batch.n;  // per rank
+  const int64_t G = N * world;     // the global batch
+  const int64_t batches_per_epoch = data.samples_per_epoch / G;
   const int64_t steps_per_epoch = batches_per_epoch / opt.accumulate;
   if (opt.accumulate < 1) throw std::invalid_argument("gradient accumulation must be at least 1 batch");
   if (steps_per_epoch < 1)
     throw std::invalid_argument("an epoch has " + std::to_string(data.samples_per_epoch) +
-                                " samples: too few for batches of " + std::to_string(N) + " x " +
+                                " samples: too few for batches of " + std::to_string(G) + " x " +
                                 std::to_string(opt.accumulate) + " accumulated; lower --batch-size or raise the "
                                 "augmentation rate");
   const int64_t total = opt.steps > 0 ? opt.steps : opt.epochs * steps_per_epoch;
@@ -144,8 +149,24 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
   if (model.input_shape() != data.batch) model.plan(data.batch);
   std::vector<float> m(model.parameter_count(), 0.f), v(m.size(), 0.f);
   State state;
-  if (load_state(opt, model, state, m, v))
+  if (load_state(opt, model, state, m, v) && lead)
     std::printf("resuming %s at step %lld of %lld\n", opt.run_dir.c_str(), (long long)state.step, (long long)total);
+  std::unique_ptr<GradientReducer> reducer;
+  LossSumsReducer reduce_sums;
+  if (world > 1) {
+    comm->broadcast(model.params(), model.parameter_count(), 0);
+    comm->broadcast(model.state().data(), static_cast<int64_t>(model.state().size()), 0);
+    std::vector<int64_t> offsets;
+    for (const ParamInfo& p : model.param_table()) offsets.push_back(p.offset);
+    reducer = std::make_unique<GradientReducer>(*comm, model.grads(), model.parameter_count(), offsets);
+    model.set_grads_ready([&r = *reducer](int64_t first) { r.ready(first); });
+    model.set_first_sample(rank * N);
+    reduce_sums = [comm](std::vector<double>& s) { comm->all_reduce_sum(s.data(), static_cast<int64_t>(s.size())); };
+  }
+  struct Unhook {  // the model outlives the reducer
+    UNet& m;
+    ~Unhook() { m.set_grads_ready(nullptr); }
+  } unhook{model};
   const auto ranges = trainable_ranges(model, opt.freeze);
   const int64_t val_every = opt.val_every > 0 ? opt.val_every : steps_per_epoch;
 
@@ -161,10 +182,11 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
     std::mt19937_64 rng(sample_key(opt.seed, epoch, -1, 1));
     std::shuffle(order.begin(), order.end(), rng);
     // Resume mid-epoch: the batches already used are skipped, not recomputed.
-    const int64_t skip = (state.step % steps_per_epoch) * opt.accumulate * N;
-    order.erase(order.begin(), order.begin() + skip);
-    order.resize(static_cast<size_t>((steps_per_epoch * opt.accumulate * N) - skip));
-    loader.start_epoch(epoch, order);
+    // This rank's share: samples [rank N, (rank + 1) N) of each global batch.
+    std::vector<int64_t> mine;
+    for (int64_t b = (state.step % steps_per_epoch) * opt.accumulate * G; b < steps_per_epoch * opt.accumulate * G; b += G)
+      mine.insert(mine.end(), order.begin() + b + rank * N, order.begin() + b + rank * N + N);
+    loader.start_epoch(epoch, mine);
     bool epoch_done = false;
     while (!epoch_done && state.step < total) {
       model.zero_grads();
@@ -177,11 +199,13 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
         }
         const Tensor input(b->image, data.batch);
         const Tensor logits = model.forward(input, true, static_cast<uint64_t>(state.step));
-        loss += loss_forward_backward(logits, b->label, model.dlogits(), opt.loss) / opt.accumulate;
+        loss += loss_forward_backward(logits, b->label, model.dlogits(), opt.loss, reduce_sums) / opt.accumulate;
+        if (reducer && a + 1 == opt.accumulate) reducer->begin();  // the last batch's backward completes the sums
         model.backward(input);
         loader.release(b);
       }
       if (epoch_done) break;
+      if (reducer) reducer->finish();
       const double norm = gradient_norm(model.grads(), model.parameter_count()) / opt.accumulate;
       if (!std::isfinite(loss) || !std::isfinite(norm))
         throw std::runtime_error("step " + std::to_string(state.step) + ": the loss or gradient is not finite (loss " +
@@ -194,11 +218,12 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
       ++state.step;
       result.last_loss = loss;
       const double elapsed = now() - started;
-      const double per_second = double((state.step - first_step) * opt.accumulate * N) / std::max(elapsed, 1e-9);
-      append_line(log, {{"step", state.step}, {"epoch", epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
+      const double per_second = double((state.step - first_step) * opt.accumulate * G) / std::max(elapsed, 1e-9);
+      if (lead) append_line(log, {{"step", state.step}, {"epoch", epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
                         {"samples_per_s", per_second}});
       const double eta = double(total - state.step) * elapsed / double(state.step - first_step);
-      if (opt.progress_bar && !opt.verbose) {
+      if (!lead) {
+      } else if (opt.progress_bar && !opt.verbose) {
         const int width = 30, filled = static_cast<int>(width * state.step / total);
         std::printf("\r[%s%s] step %lld/%lld loss %.4f %.1f img/s ETA %s ", std::string(filled, '=').c_str(),
                     std::string(width - filled, ' ').c_str(), (long long)state.step, (long long)total, loss,
@@ -213,28 +238,38 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
 
       bool stop_early = false;
       if (!data.validation.empty() && (state.step % val_every == 0 || state.step == total)) {
-        Validation val = validate(model, data.validation, opt.window);
-        val.step = state.step;
-        nlohmann::json j{{"step", state.step}, {"val_dice", val.dice}, {"val_iou", val.iou},
-                         {"val_mean_dice", val.mean_foreground_dice}};
-        for (auto* arr : {&j["val_dice"], &j["val_iou"]})
-          for (auto& x : *arr)
-            if (x.is_number_float() && std::isnan(x.get<double>())) x = nullptr;
-        append_line(log, j);
-        if (opt.progress_bar) std::printf("\n");
-        std::printf("validation at step %lld: mean foreground Dice %.4f\n", (long long)state.step,
-                    val.mean_foreground_dice);
+        Validation val;
+        if (lead) {
+          val = validate(model, data.validation, opt.window);
+          nlohmann::json j{{"step", state.step}, {"val_dice", val.dice}, {"val_iou", val.iou},
+                           {"val_mean_dice", val.mean_foreground_dice}};
+          for (auto* arr : {&j["val_dice"], &j["val_iou"]})
+            for (auto& x : *arr)
+              if (x.is_number_float() && std::isnan(x.get<double>())) x = nullptr;
+          append_line(log, j);
+          if (opt.progress_bar) std::printf("\n");
+          std::printf("validation at step %lld: mean foreground Dice %.4f\n", (long long)state.step,
+                      val.mean_foreground_dice);
+        }
+        // Rank 0's score everywhere (the others add 0), so every rank decides alike.
+        if (world > 1) comm->all_reduce_sum(&val.mean_foreground_dice, 1);
         if (val.mean_foreground_dice > state.best + opt.min_delta) {
           state.best = val.mean_foreground_dice;
           state.bad_validations = 0;
-          save_weights(path_in(opt, "best.safetensors"), model, opt.metadata);
+          if (lead) save_weights(path_in(opt, "best.safetensors"), model, opt.metadata);
         } else if (opt.patience > 0 && ++state.bad_validations >= opt.patience) {
           stop_early = true;
         }
+        val.step = state.step;
         result.validations.push_back(std::move(val));
       }
-      const bool stop_now = stop && stop->load();
-      if (stop_early || stop_now || state.step == total || state.step % steps_per_epoch == 0)
+      bool stop_now = stop && stop->load();
+      if (world > 1) {  // a signal to any rank stops them all at this step
+        double any = stop_now ? 1 : 0;
+        comm->all_reduce_sum(&any, 1);
+        stop_now = any > 0;
+      }
+      if (lead && (stop_early || stop_now || state.step == total || state.step % steps_per_epoch == 0))
         save_state(opt, model, state, m, v);
       if (stop_now) {
         result.status = TrainResult::Status::preempted;
@@ -247,9 +282,10 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
     }
     if (result.status != TrainResult::Status::finished) break;
   }
-  if (opt.progress_bar) std::printf("\n");
+  if (opt.progress_bar && lead) std::printf("\n");
+  if (world > 1) comm->barrier();  // rank 0's checkpoint is whole before any rank reports
   result.steps = state.step;
-  result.samples_per_second = double((state.step - first_step) * opt.accumulate * N) / std::max(now() - started, 1e-9);
+  result.samples_per_second = double((state.step - first_step) * opt.accumulate * G) / std::max(now() - started, 1e-9);
   return result;
 }
 

@@ -8,6 +8,15 @@
 // deterministic, so a run resumed from its last checkpoint continues
 // bit-for-bit as if it had never stopped (CPU).
 //
+// Data parallel over `world` ranks: the global batch is world x the per-rank
+// batch; each step, rank r takes samples [r N, (r + 1) N) of the global batch
+// in the epoch's order, the loss's batch sums are summed over ranks (so the
+// loss is the global batch's), the gradients are summed over ranks in buckets
+// while backward runs, and every rank applies the same update. The result is
+// the single-process run with the global batch, up to summation order (per-rank
+// batch norm statistics aside). Rank 0's weights are broadcast at the start and
+// on resume; a stop request on any rank stops every rank at the same step.
+//
 // The run folder holds
 //   last.safetensors, last.state.safetensors  weights; optimizer moments, step, epoch, early-stopping state
 //   best.safetensors                          weights of the best validation mean foreground Dice
@@ -23,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/communicator.h"
 #include "engine/schedule.h"
 #include "engine/sliding_window.h"
 #include "engine/unet_model.h"
@@ -52,6 +62,10 @@ struct TrainOptions {
   bool progress_bar = false;  // a live bar (terminal) or periodic plain lines (logs)
   bool verbose = false;       // a plain line after every step
   std::map<std::string, std::string> metadata;  // stored with every weights file
+  // Data parallelism (null: one process). Every rank runs train() with its
+  // share of each global batch (TrainData::batch is the per-rank batch); rank 0
+  // alone validates, logs and writes the run folder.
+  Communicator* comm = nullptr;
 };
 
 struct TrainData {

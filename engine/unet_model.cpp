@@ -285,7 +285,7 @@ UNet::Slot UNet::other_scratch(const Slot& s, const Shape& shape) const {
 Tensor UNet::dlogits() { return view(dlogits_); }
 
 void UNet::dropout(const Slot& s, uint64_t site, bool backward) {
-  const DropoutSpec spec{config_.dropout, config_.seed, 2 * step_ + site};
+  const DropoutSpec spec{config_.dropout, config_.seed, 2 * step_ + site, first_sample_};
   const Tensor t = view(s);
   backward ? dropout_backward(t, t, spec) : dropout_forward(t, t, spec);
 }
@@ -357,6 +357,7 @@ UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, 
     if (want) din = j == 0 && target ? *target : other_scratch(cur, L.in.shape);
     conv_backward(view(L.in), params_.data() + L.w, d, want ? view(din) : Tensor(), grads_.data() + L.w, nullptr,
                   L.spec, GradMode::overwrite, ws);
+    if (grads_ready_) grads_ready_(L.w);  // a layer's weight comes first in the table
     cur = din;
   }
   return cur;
@@ -370,6 +371,7 @@ void UNet::backward(const Tensor& input) {
   Slot cur = other_scratch(dlogits_, head_.in.shape);
   conv_backward(view(head_.in), params_.data() + head_.w, view(dlogits_), view(cur), grads_.data() + head_.w,
                 grads_.data() + head_.b, head_.spec, GradMode::overwrite, ws);
+  if (grads_ready_) grads_ready_(head_.w);
   for (int l = 0; l < depth; ++l) {
     Level& L = levels_[l];
     block_backward(L.dec, cur, &L.dcat, true);
@@ -378,6 +380,7 @@ void UNet::backward(const Tensor& input) {
     const int64_t f = config_.filters(l);
     upconv_backward(view(prev), params_.data() + L.up_w, view(L.dcat.channels(f, f)), view(cur),
                     grads_.data() + L.up_w, grads_.data() + L.up_b, GradMode::overwrite, ws);
+    if (grads_ready_) grads_ready_(L.up_w);
   }
   const bool drop = config_.dropout > 0.f;
   if (drop) dropout(cur, 1, true);

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,13 @@ class UNet {
   Tensor forward(const Tensor& input, bool training, uint64_t step = 0);
   Tensor dlogits();  // where the loss writes its gradient
   void backward(const Tensor& input);
+
+  // Data parallelism. backward() finishes the parameter gradients in descending
+  // offset order and calls grads_ready(first) each time those from `first` to
+  // the end are final, so that their all-reduce can start while it goes on.
+  void set_grads_ready(std::function<void(int64_t first)> f) { grads_ready_ = std::move(f); }
+  // This batch's first sample within the global batch: dropout masks follow it.
+  void set_first_sample(int64_t n) { first_sample_ = n; }
 
   std::vector<LayerInfo> summary() const;  // needs plan()
   double train_step_flops() const;          // forward + backward, multiply-add = 2
@@ -130,6 +138,8 @@ class UNet {
   Slot scratch_[2], logits_, dlogits_;
   int64_t workspace_ = 0, workspace_floats_ = 0;
   uint64_t step_ = 0;
+  int64_t first_sample_ = 0;
+  std::function<void(int64_t)> grads_ready_;
   int64_t reserved_ = 0;  // arena floats handed out by plan()
 };
 

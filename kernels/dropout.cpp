@@ -13,7 +13,7 @@ void apply_mask(const Tensor& in, const Tensor& out, const DropoutSpec& spec_in)
     for (int64_t c = 0; c < s.c; ++c) {
       const float* x = in.channel(n, c);
       float* y = out.channel(n, c);
-      const uint64_t base = static_cast<uint64_t>(n * per_sample + c * s.spatial());
+      const uint64_t base = static_cast<uint64_t>((spec.first_sample + n) * per_sample + c * s.spatial());
       for (int64_t i = 0; i < s.spatial(); ++i) y[i] = x[i] * dropout_factor(spec, base + static_cast<uint64_t>(i));
     }
 }

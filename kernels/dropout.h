@@ -1,7 +1,7 @@
 // Dropout, seeded and reproducible: element i of a call with (seed, offset) is
 // kept when uniform(seed, offset, i) >= rate and then scaled by 1 / (1 - rate).
 // The mask is never stored: backward recomputes it from the same (seed, offset),
-// and i is the element's logical index n * sample + within-sample, so the mask
+// and i is the element's logical index (first_sample + n) * sample + within-sample, so the mask
 // does not depend on the buffer layout or the number of threads. The trainer
 // passes the step number as offset so that every step draws a new mask.
 //
@@ -19,6 +19,10 @@ struct DropoutSpec {
   float rate = 0.f;  // probability of dropping, in [0, 1)
   uint64_t seed = 0;
   uint64_t offset = 0;
+  // The batch's first sample within the global batch (data parallelism: rank r
+  // starts at r x its batch), so that a sample's mask is the same however the
+  // global batch is split over ranks.
+  int64_t first_sample = 0;
 };
 
 // A counter-based generator (SplitMix64 finalizer over seed, offset, index):

@@ -77,7 +77,7 @@ void each_voxel(int64_t plane, int64_t b, int64_t e, F f) {
 // the region term's derivative with respect to p_c(v) is A_c g_c(v) + B_c, chained
 // through the softmax (dz_j = p_j (dp_j - sum_c p_c dp_c)) or sigmoid (p (1 - p)).
 double loss_forward_backward(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
-                             const LossSpec& spec) {
+                             const LossSpec& spec, const LossSumsReducer& reduce_sums) {
   const LossSpec s = spec;  // a local copy: stores to dlogits cannot alias its fields
   const Shape& sh = logits.shape;
   const int k = head_classes(s.head, sh);
@@ -91,7 +91,7 @@ double loss_forward_backward(const Tensor& logits, const int32_t* labels, const 
   const int first = sig ? 0 : (s.include_background ? 0 : 1);
   const int taken = channels - first;
   const int kCe = 3 * channels, kW = kCe + 1;
-  const std::vector<double> sums = deterministic_sums(voxels, kW + 1, [&](int64_t b, int64_t e, double* out) {
+  std::vector<double> sums = deterministic_sums(voxels, kW + 1, [&](int64_t b, int64_t e, double* out) {
     each_voxel(plane, b, e, [&](int64_t n, int64_t i) {
       const float* z = logits.sample(n) + i;
       float* p = dlogits.sample(n) + i;
@@ -121,6 +121,7 @@ double loss_forward_backward(const Tensor& logits, const int32_t* labels, const 
       }
     });
   });
+  if (reduce_sums) reduce_sums(sums);
 
   const double W = sums[kW];
   const double ce = W > 0 ? sums[kCe] / W : 0.0;

@@ -27,6 +27,7 @@
 
 #include <math.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -60,7 +61,16 @@ UNET_HD float sigmoid(float z) { return z >= 0.f ? 1.f / (1.f + expf(-z)) : expf
 // log(1 + exp(z)) without overflow.
 UNET_HD float softplus(float z) { return z > 0.f ? z + log1pf(expf(-z)) : log1pf(expf(z)); }
 
+// The loss's batch sums (the Tversky TP, sum p, sum g per class; the weighted
+// CE and its weight total). Data parallelism passes a function that sums them
+// over ranks before the loss and its gradient are formed: every rank then gets
+// the loss of the global batch and the gradient of that loss with respect to
+// its own logits, so that summing the parameter gradients over ranks gives the
+// single-process gradient (region losses included, which a per-rank mean would
+// not).
+using LossSumsReducer = std::function<void(std::vector<double>& sums)>;
+
 double loss_forward_backward(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
-                             const LossSpec& spec);
+                             const LossSpec& spec, const LossSumsReducer& reduce_sums = nullptr);
 
 }  // namespace unet

@@ -5,6 +5,11 @@
 // Exit status: 0 done (or stopped early), 1 an error (the message says what),
 // 75 stopped by SIGTERM/SIGUSR1 with a checkpoint written: run it again with
 // the same --run-dir to resume.
+//
+// Data parallel on CPUs: launched as several processes (srun -n K, or RANK /
+// WORLD_SIZE), the ranks meet through Gloo in --rendezvous and train as one
+// run with the global --batch-size split evenly; rank 0 alone prints and
+// writes the run folder.
 #include <unistd.h>
 
 #include <atomic>
@@ -16,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/checkpoint.h"
+#include "engine/communicator.h"
 #include "engine/trainer.h"
 #include "io/png.h"
 #include "io/render.h"
@@ -37,7 +43,7 @@ struct TrainCli {
   DataOptions data;
   TrainOptions train;
   std::string loss = "dice_ce", optimizer = "adam", schedule = "poly", norm = "zscore", label_map, run_dir = "run";
-  std::string load_weights;
+  std::string load_weights, rendezvous;
   std::vector<double> window;
   std::vector<float> class_weights;
   double lr = 1e-3, label_threshold = std::nan(""), tversky_beta = 0.7, focal_gamma = 0.75;
@@ -106,6 +112,8 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
   cmd.add_flag("--summary", o.summary, "Print the model summary before training");
   cmd.add_flag("--verbose,-v", o.train.verbose, "A line after every step, and each case as it is loaded");
   cmd.add_option("--gpus", o.gpus, "GPUs to use (0: the CPU)")->capture_default_str();
+  cmd.add_option("--rendezvous", o.rendezvous,
+                 "Shared folder where data-parallel ranks meet (default: RUN_DIR/.rendezvous)");
 }
 
 LossKind loss_kind(const std::string& s) {
@@ -239,7 +247,14 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
   add_train_options(*cmd, *o);
   const std::string command = command_line(argc, argv);
   cmd->callback([o, cmd, command] {
+    const RankInfo who = rank_info_from_environment();
+    const bool lead = who.rank == 0;
+    if (!lead) std::freopen("/dev/null", "w", stdout);  // one voice in the job's log; errors still on stderr
     resolve(*cmd, *o);
+    if (o->model.batch % who.world)
+      throw std::invalid_argument("--batch-size " + std::to_string(o->model.batch) + " is the global batch; it does "
+                                  "not divide over " + std::to_string(who.world) + " ranks: use a multiple of " +
+                                  std::to_string(who.world));
     const bool has_checkpoint = fs::exists(fs::path(o->run_dir) / "last.state.safetensors");
     if (o->resume && !has_checkpoint)
       throw std::invalid_argument("--resume: " + o->run_dir + " holds no checkpoint (last.state.safetensors) to resume");
@@ -258,7 +273,8 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
       load_weights(model, f, o->load_weights);
       std::printf("weights from %s\n", o->load_weights.c_str());
     }
-    const Shape batch = o->model.input_shape();
+    Shape batch = o->model.input_shape();
+    batch.n /= who.world;  // per rank
     model.plan(batch);
     if (o->summary)
       std::printf("%lld parameters, %.1f MiB planned for batch %s, %.2f GFLOP per step\n",
@@ -270,11 +286,13 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
                        {"normalization", to_json(data->normalization)},
                        {"train_cases", data->train_ids},
                        {"val_cases", data->val_ids}};
-    write_file_atomic((fs::path(o->run_dir) / "run.json").string(), run.dump(2) + "\n");
-    // The options as given, in the form --config reads: the same run again.
-    write_file_atomic((fs::path(o->run_dir) / "config.ini").string(),
-                      "# unet train --config " + (fs::path(o->run_dir) / "config.ini").string() + "\n[train]\n" +
-                          cmd->config_to_str(false, false));
+    if (lead) {
+      write_file_atomic((fs::path(o->run_dir) / "run.json").string(), run.dump(2) + "\n");
+      // The options as given, in the form --config reads: the same run again.
+      write_file_atomic((fs::path(o->run_dir) / "config.ini").string(),
+                        "# unet train --config " + (fs::path(o->run_dir) / "config.ini").string() + "\n[train]\n" +
+                            cmd->config_to_str(false, false));
+    }
     Shape one = batch;
     one.n = 1;
     TrainData td;
@@ -282,7 +300,7 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
     td.samples_per_epoch = samples_per_epoch(static_cast<int64_t>(data->train.size()), o->data.augment);
     td.make_sample = make_sampler(data, o->data.patch, o->data.augment, o->train.seed, one);
     td.validation = data->val;
-    if (o->save_augmented > 0) {
+    if (o->save_augmented > 0 && lead) {
       const fs::path dir = fs::path(o->run_dir) / "augmented";
       fs::create_directories(dir);
       std::vector<float> image(one.count());
@@ -302,7 +320,21 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
                          {"unet.command", command}};
     std::signal(SIGTERM, request_stop);
     std::signal(SIGUSR1, request_stop);
+    std::unique_ptr<Communicator> comm;
+    std::string rendezvous;
+    if (who.world > 1) {
+      if (who.job.empty())
+        throw std::invalid_argument("WORLD_SIZE=" + std::to_string(who.world) + " outside Slurm: set UNET_JOB_ID to a "
+                                    "name unique to this launch (the ranks meet in a folder of that name)");
+      rendezvous = (fs::path(o->rendezvous.empty() ? o->run_dir + "/.rendezvous" : o->rendezvous) / who.job).string();
+      comm = make_gloo_communicator(who, rendezvous);
+      std::printf("data parallel: %d ranks (Gloo), %lld samples per rank of a global batch of %d\n", who.world,
+                  (long long)batch.n, o->model.batch);
+      o->train.comm = comm.get();
+    }
     const TrainResult r = train(model, td, o->train, &g_stop);
+    if (lead && !rendezvous.empty()) fs::remove_all(rendezvous);  // train() ended on a barrier: nobody needs it
+    if (!lead) throw ExitStatus{r.status == TrainResult::Status::preempted ? kExitPreempted : 0};
     std::printf("%lld steps, %.1f samples/s, last loss %.4f\n", (long long)r.steps, r.samples_per_second, r.last_loss);
     if (r.status == TrainResult::Status::preempted) {
       std::printf("stopped by a signal at step %lld; checkpoint written: run again with --run-dir %s to resume\n",

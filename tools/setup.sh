@@ -18,6 +18,7 @@ packages=(
   libpng-dev                      # PNG
   nlohmann-json3-dev              # dataset.json, checkpoint metadata
   libonnx-dev libprotobuf-dev     # unet export --onnx
+  libgloo-dev                     # data parallelism between CPU processes
   libcli11-dev                    # the unet command line
   python3 python3-nibabel python3-png python3-numpy python3-venv  # test files written by other tools
   clang libclang-rt-14-dev        # libFuzzer targets for the readers
