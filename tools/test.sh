@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the build needs (tools/setup.sh), builds
 # everything (the CUDA backend too where nvcc is found: every .cu must compile
-# even where no GPU runs it), runs every test, then builds the CPU engine with
+# even where no GPU runs it), starts a one-node Slurm for the tests of slurm/
+# (as root), runs every test, then builds the CPU engine with
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs the CPU tests again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,10 @@ jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_ARCHITECTURES="${UNET_CUDA_ARCHITECTURES:-90}"
 cmake --build build -j "$jobs"
+# The Slurm tests need a cluster: as root, this machine becomes a one-node one.
+if [ "$(id -u)" -eq 0 ]; then
+  tools/slurm_local.sh start || echo "slurm: the cluster did not start; the Slurm tests will skip"
+fi
 ctest --test-dir build --output-on-failure -j "$jobs"
 
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNET_SANITIZE=ON \
