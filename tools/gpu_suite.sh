@@ -7,17 +7,21 @@
 #                                   when the -dev packages are missing, builds for the
 #                                   GPU at hand, runs every test, compute-sanitizer
 #                                   (memcheck, racecheck) over the GPU tests, the kernel
-#                                   benchmarks, and writes DIR/report.md (+ JSON).
+#                                   benchmarks, the PyTorch and MONAI baselines on this GPU
+#                                   (where its python3 has PyTorch), and writes
+#                                   DIR/report.md (+ JSON).
 #
-# cuDNN may come from the toolkit or from PyTorch's pip wheels (nvidia-cudnn-*);
-# both are looked for.
+# cuDNN and NCCL may come from the toolkit or from PyTorch's pip wheels
+# (nvidia-cudnn-*, nvidia-nccl-*); both are looked for.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deps=(libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
       libopenblas-openmp-dev libopenblas0-openmp libopenblas-dev libgfortran5
       libnifti2-dev libnifti2-2 libniftiio-dev libniftiio2 libnifticdf-dev libnifticdf2 libznz-dev libznz3
-      libpng-dev libpng16-16 zlib1g-dev nlohmann-json3-dev libcli11-dev)
+      libpng-dev libpng16-16 zlib1g-dev nlohmann-json3-dev libcli11-dev
+      libonnx-dev libonnx1 libonnxifi libprotobuf-dev libprotobuf32 libprotobuf-lite32
+      libgloo-dev libgloo0 libhiredis0.14 libibverbs1 libnl-3-200 libnl-route-3-200)
 
 fetch() {
   mkdir -p .deps
@@ -51,12 +55,25 @@ find_cudnn() {
   export LD_LIBRARY_PATH=$wheel/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 }
 
+# NCCL likewise, from PyTorch's nvidia-nccl-* wheel when the toolkit has none.
+find_nccl() {
+  [ -e /usr/local/cuda/include/nccl.h ] && return
+  local wheel
+  wheel=$(python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))' 2>/dev/null) || return
+  mkdir -p /opt/deps/nccl/lib
+  ln -sf "$wheel/include" /opt/deps/nccl/include
+  ln -sf "$wheel"/lib/libnccl.so.2 /opt/deps/nccl/lib/libnccl.so
+  export NCCL_ROOT=/opt/deps/nccl
+  export LD_LIBRARY_PATH=$wheel/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+}
+
 run() {
   local out=${1:-gpu-report}
   mkdir -p "$out"
   local report=$out/report.md
   [ -e /usr/include/gtest/gtest.h ] || unpack
   find_cudnn
+  find_nccl
   export PATH=/usr/local/cuda/bin:$PATH
   {
     echo "# unet.cu GPU suite, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -93,6 +110,23 @@ run() {
   build-gpu/bench/unet_kernel_bench --benchmark_min_time=0.2 --benchmark_out="$out/kernels.json" \
     --benchmark_out_format=json >"$out/bench.log" 2>&1 || status=1
   grep -E "^BM_|^-|Benchmark" "$out/bench.log" >>"$report" || true
+  endsection
+
+  section "PyTorch and MONAI baselines on this GPU (bench/baselines/torch_bench.py)"
+  if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+    local shape
+    for shape in "--dims 2 --size 512x512 --filters 64 --batch-size 8" "--dims 2 --size 256x256 --filters 32 --batch-size 8" \
+                 "--dims 3 --size 128x128x64 --filters 32 --batch-size 2"; do
+      for mode in eager amp compile; do
+        # shellcheck disable=SC2086
+        python3 bench/baselines/torch_bench.py --device cuda --mode $mode $shape >>"$out/baselines.jsonl" 2>>"$out/baselines.log" ||
+          echo "failed: $mode $shape" >>"$report"
+      done
+    done
+    cat "$out/baselines.jsonl" >>"$report"
+  else
+    echo "skipped: python3 here has no PyTorch with CUDA" >>"$report"
+  fi
   endsection
 
   echo "report: $report (status $status)"
