@@ -159,13 +159,21 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
     std::vector<int64_t> offsets;
     for (const ParamInfo& p : model.param_table()) offsets.push_back(p.offset);
     reducer = std::make_unique<GradientReducer>(*comm, model.grads(), model.parameter_count(), offsets);
-    model.set_grads_ready([&r = *reducer](int64_t first) { r.ready(first); });
+    // One thread talks at a time, in the same order on every rank: synchronized
+    // batch norm's sums go during backward, so the buckets then wait for its end.
+    if (opt.sync_batchnorm && model.config().norm == NormChoice::batch)
+      model.set_norm_sums_reducer([comm](double* s, int64_t n) { comm->all_reduce_sum(s, n); });
+    else
+      model.set_grads_ready([&r = *reducer](int64_t first) { r.ready(first); });
     model.set_first_sample(rank * N);
     reduce_sums = [comm](std::vector<double>& s) { comm->all_reduce_sum(s.data(), static_cast<int64_t>(s.size())); };
   }
-  struct Unhook {  // the model outlives the reducer
+  struct Unhook {  // the model outlives the reducer and the communicator
     UNet& m;
-    ~Unhook() { m.set_grads_ready(nullptr); }
+    ~Unhook() {
+      m.set_grads_ready(nullptr);
+      m.set_norm_sums_reducer(nullptr);
+    }
   } unhook{model};
   const auto ranges = trainable_ranges(model, opt.freeze);
   const int64_t val_every = opt.val_every > 0 ? opt.val_every : steps_per_epoch;

@@ -66,6 +66,10 @@ struct TrainOptions {
   // share of each global batch (TrainData::batch is the per-rank batch); rank 0
   // alone validates, logs and writes the run folder.
   Communicator* comm = nullptr;
+  // Batch norm statistics over the global batch instead of each rank's. Its
+  // reductions run inside backward, so the gradient buckets then wait for the
+  // end of backward (no overlap).
+  bool sync_batchnorm = false;
 };
 
 struct TrainData {

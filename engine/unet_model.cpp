@@ -305,7 +305,7 @@ void UNet::block_forward(Block& b, bool training) {
     float* rm = L.running >= 0 ? state_.data() + L.running : nullptr;
     float* rv = L.running >= 0 ? rm + L.co : nullptr;
     if (training)
-      norm_forward_train(pre, out, gamma, beta, L.mean.data(), L.invstd.data(), rm, rv, ns);
+      norm_forward_train(pre, out, gamma, beta, L.mean.data(), L.invstd.data(), rm, rv, ns, norm_reduce_);
     else
       norm_forward_infer(pre, out, gamma, beta, rm, rv, ns);
     bias_act_forward(out, nullptr, config_.activation);
@@ -350,7 +350,7 @@ UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, 
     } else {
       bias_act_backward(view(L.out), d, nullptr, config_.activation);
       norm_backward(view(L.pre), d, d, params_.data() + L.gamma, L.mean.data(), L.invstd.data(),
-                    grads_.data() + L.gamma, grads_.data() + L.beta, config_.norm_spec());
+                    grads_.data() + L.gamma, grads_.data() + L.beta, config_.norm_spec(), norm_reduce_);
     }
     Slot din{};
     const bool want = j > 0 || target || need_input_grad;

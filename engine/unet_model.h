@@ -78,6 +78,8 @@ class UNet {
   void set_grads_ready(std::function<void(int64_t first)> f) { grads_ready_ = std::move(f); }
   // This batch's first sample within the global batch: dropout masks follow it.
   void set_first_sample(int64_t n) { first_sample_ = n; }
+  // Synchronized batch norm: training statistics over every rank's batch.
+  void set_norm_sums_reducer(NormSumsReducer f) { norm_reduce_ = std::move(f); }
 
   std::vector<LayerInfo> summary() const;  // needs plan()
   double train_step_flops() const;          // forward + backward, multiply-add = 2
@@ -140,6 +142,7 @@ class UNet {
   uint64_t step_ = 0;
   int64_t first_sample_ = 0;
   std::function<void(int64_t)> grads_ready_;
+  NormSumsReducer norm_reduce_;
   int64_t reserved_ = 0;  // arena floats handed out by plan()
 };
 

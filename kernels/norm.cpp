@@ -44,38 +44,45 @@ void normalize(const Tensor& x, const Tensor& y, Group g, float mean, float invs
   }
 }
 
-struct Moments {
-  double mean, var;  // biased variance
-};
-
-Moments moments(const Tensor& x, Group g) {
-  const double count = double(g.n1 - g.n0) * double(x.shape.spatial());
-  const double mean = group_sum(x, g, [](const float* p, int64_t, int64_t i) { return double(p[i]); }) / count;
-  const double var = group_sum(x, g, [mean](const float* p, int64_t, int64_t i) {
-                       const double d = double(p[i]) - mean;
-                       return d * d;
-                     }) / count;
-  return {mean, var};
-}
-
 }  // namespace
 
+// Two passes, each a parallel sum per group and then, for synchronized batch
+// norm, one reduction over ranks: the mean, then the centred sum of squares.
 void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
-                        float* invstd, float* running_mean, float* running_var, const NormSpec& spec) {
+                        float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
+                        const NormSumsReducer& reduce) {
   expect_shape("norm_forward_train", "y", y.shape, x.shape);
   const Shape& s = x.shape;
   const int64_t groups = norm_groups(spec.kind, s);
-  const double count = spec.kind == NormKind::batch ? double(s.n * s.spatial()) : double(s.spatial());
+  const bool sync = reduce && spec.kind == NormKind::batch;
+  // Per group: the sum of x; last, the element count (batch norm's, summed over ranks when synchronized).
+  std::vector<double> sums(static_cast<size_t>(groups + 1));
+  sums[groups] = spec.kind == NormKind::batch ? double(s.n * s.spatial()) : double(s.spatial());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t gi = 0; gi < groups; ++gi)
+    sums[gi] = group_sum(x, group(spec.kind, s, gi), [](const float* p, int64_t, int64_t i) { return double(p[i]); });
+  if (sync) reduce(sums.data(), groups + 1);
+  const double count = sums[groups];
+  std::vector<double> mu(static_cast<size_t>(groups)), sq(static_cast<size_t>(groups));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t gi = 0; gi < groups; ++gi) {
+    const double m = mu[gi] = sums[gi] / count;
+    sq[gi] = group_sum(x, group(spec.kind, s, gi), [m](const float* p, int64_t, int64_t i) {
+      const double d = double(p[i]) - m;
+      return d * d;
+    });
+  }
+  if (sync) reduce(sq.data(), groups);
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t gi = 0; gi < groups; ++gi) {
     const Group g = group(spec.kind, s, gi);
-    const Moments m = moments(x, g);
-    mean[gi] = static_cast<float>(m.mean);
-    invstd[gi] = static_cast<float>(1.0 / std::sqrt(m.var + double(spec.eps)));
+    const double var = sq[gi] / count;  // biased
+    mean[gi] = static_cast<float>(mu[gi]);
+    invstd[gi] = static_cast<float>(1.0 / std::sqrt(var + double(spec.eps)));
     normalize(x, y, g, mean[gi], invstd[gi], gamma[g.c], beta[g.c]);
     if (spec.kind == NormKind::batch && running_mean && running_var) {
-      const double unbiased = count > 1 ? m.var * count / (count - 1) : m.var;
-      running_mean[gi] = static_cast<float>((1.0 - spec.momentum) * running_mean[gi] + spec.momentum * m.mean);
+      const double unbiased = count > 1 ? var * count / (count - 1) : var;
+      running_mean[gi] = static_cast<float>((1.0 - spec.momentum) * running_mean[gi] + spec.momentum * mu[gi]);
       running_var[gi] = static_cast<float>((1.0 - spec.momentum) * running_var[gi] + spec.momentum * unbiased);
     }
   }
@@ -94,9 +101,14 @@ void norm_forward_infer(const Tensor& x, const Tensor& y, const float* gamma, co
       mu = running_mean[gi];
       inv = static_cast<float>(1.0 / std::sqrt(double(running_var[gi]) + double(spec.eps)));
     } else {
-      const Moments m = moments(x, g);
-      mu = static_cast<float>(m.mean);
-      inv = static_cast<float>(1.0 / std::sqrt(m.var + double(spec.eps)));
+      const double count = double(s.spatial());
+      const double m = group_sum(x, g, [](const float* p, int64_t, int64_t i) { return double(p[i]); }) / count;
+      const double var = group_sum(x, g, [m](const float* p, int64_t, int64_t i) {
+                           const double d = double(p[i]) - m;
+                           return d * d;
+                         }) / count;
+      mu = static_cast<float>(m);
+      inv = static_cast<float>(1.0 / std::sqrt(var + double(spec.eps)));
     }
     normalize(x, y, g, mu, inv, gamma[g.c], beta[g.c]);
   }
@@ -104,25 +116,36 @@ void norm_forward_infer(const Tensor& x, const Tensor& y, const float* gamma, co
 
 // With xhat = (x - mean) * invstd over a group of m elements:
 //   dgamma += sum dy * xhat,  dbeta += sum dy,
-//   dx = gamma * invstd * (dy - sum(dy) / m - xhat * sum(dy * xhat) / m).
+//   dx = gamma * invstd * (dy - sum(dy) / m - xhat * sum(dy * xhat) / m),
+// where, synchronized, dx takes the sums and m over all ranks and dgamma, dbeta
+// this rank's own sums.
 void norm_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, const float* gamma, const float* mean,
-                   const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec) {
+                   const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec,
+                   const NormSumsReducer& reduce) {
   expect_shape("norm_backward", "dy", dy.shape, x.shape);
   expect_shape("norm_backward", "dx", dx.shape, x.shape);
   const Shape& s = x.shape;
   const int64_t groups = norm_groups(spec.kind, s);
-  std::vector<double> sum_dy(groups), sum_dy_xhat(groups);
+  // [sum dy per group, sum dy * xhat per group, the element count]
+  std::vector<double> local(static_cast<size_t>(2 * groups + 1));
+  local[2 * groups] = spec.kind == NormKind::batch ? double(s.n * s.spatial()) : double(s.spatial());
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t gi = 0; gi < groups; ++gi) {
     const Group g = group(spec.kind, s, gi);
     const double mu = mean[gi], inv = invstd[gi];
-    sum_dy[gi] = group_sum(dy, g, [](const float* p, int64_t, int64_t i) { return double(p[i]); });
-    sum_dy_xhat[gi] = group_sum(dy, g, [&](const float* p, int64_t plane, int64_t i) {
+    local[gi] = group_sum(dy, g, [](const float* p, int64_t, int64_t i) { return double(p[i]); });
+    local[groups + gi] = group_sum(dy, g, [&](const float* p, int64_t plane, int64_t i) {
       return double(p[i]) * (double(x.channel(g.n0 + plane, g.c)[i]) - mu) * inv;
     });
-    const double m = double(g.n1 - g.n0) * double(s.spatial());
+  }
+  std::vector<double> total = local;
+  if (reduce && spec.kind == NormKind::batch) reduce(total.data(), 2 * groups + 1);
+  const double m = total[2 * groups];
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t gi = 0; gi < groups; ++gi) {
+    const Group g = group(spec.kind, s, gi);
     const float k = gamma[g.c] * invstd[gi];
-    const float a = static_cast<float>(sum_dy[gi] / m), b = static_cast<float>(sum_dy_xhat[gi] / m);
+    const float a = static_cast<float>(total[gi] / m), b = static_cast<float>(total[groups + gi] / m);
     for (int64_t n = g.n0; n < g.n1; ++n) {
       const float* px = x.channel(n, g.c);
       const float* pdy = dy.channel(n, g.c);
@@ -136,8 +159,8 @@ void norm_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, const fl
   // Parameter gradients sum over groups in a fixed order (instance norm: over samples).
   for (int64_t gi = 0; gi < groups; ++gi) {
     const int64_t c = group(spec.kind, s, gi).c;
-    dgamma[c] += static_cast<float>(sum_dy_xhat[gi]);
-    dbeta[c] += static_cast<float>(sum_dy[gi]);
+    dgamma[c] += static_cast<float>(local[groups + gi]);
+    dbeta[c] += static_cast<float>(local[gi]);
   }
 }
 

@@ -25,6 +25,8 @@
 // x and y are distinct buffers (backward needs x).
 #pragma once
 
+#include <functional>
+
 #include "engine/tensor.h"
 #include "kernels/common.h"
 
@@ -40,11 +42,20 @@ struct NormSpec {
 
 inline int64_t norm_groups(NormKind kind, const Shape& s) { return kind == NormKind::batch ? s.c : s.n * s.c; }
 
+// Synchronized batch norm (data parallelism): a function that sums per-channel
+// sums over the ranks. Given one, batch norm's statistics are the global
+// batch's (and so are the running statistics, the same on every rank), and dx
+// is the derivative through them; dgamma and dbeta stay this rank's share, which
+// the gradient all-reduce sums. Instance norm has nothing to share and ignores it.
+using NormSumsReducer = std::function<void(double* sums, int64_t count)>;
+
 void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
-                        float* invstd, float* running_mean, float* running_var, const NormSpec& spec);
+                        float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
+                        const NormSumsReducer& reduce = nullptr);
 void norm_forward_infer(const Tensor& x, const Tensor& y, const float* gamma, const float* beta,
                         const float* running_mean, const float* running_var, const NormSpec& spec);
 void norm_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, const float* gamma, const float* mean,
-                   const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec);
+                   const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec,
+                   const NormSumsReducer& reduce = nullptr);
 
 }  // namespace unet

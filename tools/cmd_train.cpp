@@ -112,6 +112,8 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
   cmd.add_flag("--summary", o.summary, "Print the model summary before training");
   cmd.add_flag("--verbose,-v", o.train.verbose, "A line after every step, and each case as it is loaded");
   cmd.add_option("--gpus", o.gpus, "GPUs to use (0: the CPU)")->capture_default_str();
+  cmd.add_flag("--sync-batchnorm", o.train.sync_batchnorm,
+               "Data parallel: batch norm statistics over the global batch (default: each rank's own)");
   cmd.add_option("--rendezvous", o.rendezvous,
                  "Shared folder where data-parallel ranks meet (default: RUN_DIR/.rendezvous)");
 }
