@@ -43,27 +43,17 @@ unpack() {
   export LD_LIBRARY_PATH=$lib:$lib/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 }
 
-# cuDNN from a pip wheel has only libcudnn.so.9: give CMake an unversioned name.
-find_cudnn() {
-  [ -e /usr/local/cuda/include/cudnn.h ] && return
-  local wheel
-  wheel=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null) || return
-  mkdir -p /opt/deps/cudnn/lib
-  ln -sf "$wheel/include" /opt/deps/cudnn/include
-  ln -sf "$wheel"/lib/libcudnn.so.9 /opt/deps/cudnn/lib/libcudnn.so
-  export CUDNN_ROOT=/opt/deps/cudnn
-  export LD_LIBRARY_PATH=$wheel/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-}
-
-# NCCL likewise, from PyTorch's nvidia-nccl-* wheel when the toolkit has none.
-find_nccl() {
-  [ -e /usr/local/cuda/include/nccl.h ] && return
-  local wheel
-  wheel=$(python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))' 2>/dev/null) || return
-  mkdir -p /opt/deps/nccl/lib
-  ln -sf "$wheel/include" /opt/deps/nccl/include
-  ln -sf "$wheel"/lib/libnccl.so.2 /opt/deps/nccl/lib/libnccl.so
-  export NCCL_ROOT=/opt/deps/nccl
+# cuDNN and NCCL from PyTorch's pip wheels (nvidia.cudnn, nvidia.nccl) when the
+# toolkit has none: a wheel has only the versioned .so, so CMake gets an
+# unversioned link beside its headers, under <NAME>_ROOT.
+from_wheel() {  # module header soname root_variable
+  local module=$1 header=$2 soname=$3 var=$4 wheel
+  [ -e "/usr/local/cuda/include/$header" ] && return
+  wheel=$(python3 -c "import nvidia.$module, os; print(os.path.dirname(nvidia.$module.__file__))" 2>/dev/null) || return
+  mkdir -p "/opt/deps/$module/lib"
+  ln -sf "$wheel/include" "/opt/deps/$module/include"
+  ln -sf "$wheel/lib/$soname" "/opt/deps/$module/lib/${soname%.*}"
+  export "$var=/opt/deps/$module"
   export LD_LIBRARY_PATH=$wheel/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 }
 
@@ -72,8 +62,8 @@ run() {
   mkdir -p "$out"
   local report=$out/report.md
   [ -e /usr/include/gtest/gtest.h ] || unpack
-  find_cudnn
-  find_nccl
+  from_wheel cudnn cudnn.h libcudnn.so.9 CUDNN_ROOT
+  from_wheel nccl nccl.h libnccl.so.2 NCCL_ROOT
   export PATH=/usr/local/cuda/bin:$PATH
   {
     echo "# unet.cu GPU suite, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
