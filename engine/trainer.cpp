@@ -230,14 +230,14 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
       if (lead) append_line(log, {{"step", state.step}, {"epoch", epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
                         {"samples_per_s", per_second}});
       const double eta = double(total - state.step) * elapsed / double(state.step - first_step);
-      if (!lead) {
-      } else if (opt.progress_bar && !opt.verbose) {
+      if (lead && opt.progress_bar && !opt.verbose) {
         const int width = 30, filled = static_cast<int>(width * state.step / total);
         std::printf("\r[%s%s] step %lld/%lld loss %.4f %.1f img/s ETA %s ", std::string(filled, '=').c_str(),
                     std::string(width - filled, ' ').c_str(), (long long)state.step, (long long)total, loss,
                     per_second, clock_text(eta).c_str());
         std::fflush(stdout);
-      } else if (opt.verbose || now() - last_print > 30 || state.step == total || state.step == first_step + 1) {
+      } else if (lead &&
+                 (opt.verbose || now() - last_print > 30 || state.step == total || state.step == first_step + 1)) {
         std::printf("step %lld/%lld epoch %lld loss %.4f lr %.3g %.1f samples/s ETA %s\n", (long long)state.step,
                     (long long)total, (long long)epoch, loss, lr, per_second, clock_text(eta).c_str());
         std::fflush(stdout);
