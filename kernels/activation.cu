@@ -1,17 +1,15 @@
 // CUDA launchers for bias + activation; the arithmetic is activation.h's.
 #include "engine/cuda_check.h"
 #include "kernels/activation.h"
+#include "kernels/cuda_launch.h"
 
 namespace unet {
 namespace {
 
-constexpr int kThreads = 256;
-
 __global__ void bias_act_forward_kernel(float* y, const float* bias, int64_t channels, int64_t plane,
                                         int64_t batch_stride, int64_t total, Activation kind,
                                         float slope) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  UNET_GRID_LOOP(i, total) {
     const int64_t n = i / (channels * plane), r = i % (channels * plane), c = r / plane;
     float* p = y + n * batch_stride + r;
     *p = activate(*p + (bias ? bias[c] : 0.f), kind, slope);
@@ -21,8 +19,7 @@ __global__ void bias_act_forward_kernel(float* y, const float* bias, int64_t cha
 __global__ void act_backward_kernel(const float* y, float* dy, int64_t channels, int64_t plane,
                                     int64_t y_stride, int64_t dy_stride, int64_t total, Activation kind,
                                     float slope) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  UNET_GRID_LOOP(i, total) {
     const int64_t n = i / (channels * plane), r = i % (channels * plane);
     dy[n * dy_stride + r] *= activate_grad(y[n * y_stride + r], kind, slope);
   }
@@ -46,11 +43,6 @@ __global__ void bias_grad_kernel(const float* dy, float* dbias, int64_t samples,
     __syncthreads();
   }
   if (threadIdx.x == 0) dbias[c] += partial[0];
-}
-
-int blocks_for(int64_t total) {
-  const int64_t b = (total + kThreads - 1) / kThreads;
-  return static_cast<int>(b < 65535 * 8 ? b : 65535 * 8);
 }
 
 }  // namespace

@@ -26,4 +26,10 @@ namespace unet {
 void crop_forward(const Tensor& x, const Tensor& y);
 void crop_backward(const Tensor& dy, const Tensor& dx, GradMode mode);
 
+#ifdef UNET_CUDA
+// The same contract on device pointers.
+void crop_forward_cuda(const Tensor& x, const Tensor& y, Stream stream);
+void crop_backward_cuda(const Tensor& dy, const Tensor& dx, GradMode mode, Stream stream);
+#endif
+
 }  // namespace unet

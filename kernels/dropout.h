@@ -44,4 +44,10 @@ UNET_HD float dropout_factor(const DropoutSpec& s, uint64_t index) {
 void dropout_forward(const Tensor& x, const Tensor& y, const DropoutSpec& spec);
 void dropout_backward(const Tensor& dy, const Tensor& dx, const DropoutSpec& spec);
 
+#ifdef UNET_CUDA
+// The same contract on device pointers; the same masks as the CPU's, bit for bit.
+void dropout_forward_cuda(const Tensor& x, const Tensor& y, const DropoutSpec& spec, Stream stream);
+void dropout_backward_cuda(const Tensor& dy, const Tensor& dx, const DropoutSpec& spec, Stream stream);
+#endif
+
 }  // namespace unet

@@ -20,7 +20,21 @@ namespace unet {
 
 Shape maxpool_output_shape(const Shape& in);  // throws if an output dimension is 0
 
+// Where element k (argmax order) of output (oz, oy, ox)'s window lies in its
+// input plane of height h and width w.
+UNET_HD int64_t pool_window_offset(int64_t oz, int64_t oy, int64_t ox, int k, int dims, int64_t h, int64_t w) {
+  const int64_t depth = dims == 3 ? 2 : 1;
+  const int dz = k >> 2, dy = (k >> 1) & 1, dx = k & 1;
+  return ((oz * depth + dz) * h + 2 * oy + dy) * w + 2 * ox + dx;
+}
+
 void maxpool_forward(const Tensor& x, const Tensor& y, uint8_t* argmax);
 void maxpool_backward(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode);
+
+#ifdef UNET_CUDA
+// The same contract on device pointers.
+void maxpool_forward_cuda(const Tensor& x, const Tensor& y, uint8_t* argmax, Stream stream);
+void maxpool_backward_cuda(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode, Stream stream);
+#endif
 
 }  // namespace unet

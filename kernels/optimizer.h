@@ -56,6 +56,12 @@ void optimizer_step(float* params, const float* grads, float* m, float* v, int64
 // Euclidean norm of the whole gradient, deterministic (see parallel.h).
 double gradient_norm(const float* grads, int64_t count);
 
+#ifdef UNET_CUDA
+// One fused kernel over device buffers; the same updates as optimizer_step.
+void optimizer_step_cuda(float* params, const float* grads, float* m, float* v, int64_t count,
+                         const OptimizerSpec& spec, float lr, int64_t step, float grad_scale, Stream stream);
+#endif
+
 // The factor that clips a gradient of norm `norm` to at most max_norm
 // (torch.nn.utils.clip_grad_norm_): min(1, max_norm / (norm + 1e-6)); 1 when
 // max_norm <= 0 (no clipping).

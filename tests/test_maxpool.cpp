@@ -91,3 +91,29 @@ TEST(MaxPool, OddSizesDropTheRemainder) {
 
 }  // namespace
 }  // namespace unet
+
+namespace unet {
+namespace {
+
+// pool_window_offset (the CUDA kernels' window order) names the element the
+// CPU forward chose: y equals x at the offset of its argmax, 2D and 3D, odd sizes.
+TEST(MaxPool, WindowOffsetNamesTheWinner) {
+  for (Shape in : {shape2d(2, 3, 7, 9), shape3d(1, 2, 5, 6, 7)}) {
+    const Shape out = maxpool_output_shape(in);
+    auto x = random_vector(in.count(), 11);
+    std::vector<float> y(out.count());
+    std::vector<uint8_t> arg(out.count());
+    maxpool_forward(Tensor(x.data(), in), Tensor(y.data(), out), arg.data());
+    for (int64_t nc = 0; nc < in.n * in.c; ++nc)
+      for (int64_t oz = 0; oz < out.d; ++oz)
+        for (int64_t oy = 0; oy < out.h; ++oy)
+          for (int64_t ox = 0; ox < out.w; ++ox) {
+            const int64_t o = nc * out.spatial() + (oz * out.h + oy) * out.w + ox;
+            const int64_t at = pool_window_offset(oz, oy, ox, arg[o], in.dims, in.h, in.w);
+            ASSERT_EQ(y[o], x[nc * in.spatial() + at]) << in.str() << " output " << o;
+          }
+  }
+}
+
+}  // namespace
+}  // namespace unet

@@ -1,0 +1,43 @@
+// CUDA launchers for dropout; the mask is dropout.h's dropout_factor of the
+// element's logical index, so the GPU drops exactly what the CPU drops.
+#include <stdexcept>
+#include <string>
+
+#include "engine/cuda_check.h"
+#include "kernels/cuda_launch.h"
+#include "kernels/dropout.h"
+
+namespace unet {
+namespace {
+
+__global__ void mask_kernel(const float* in, float* out, int64_t in_stride, int64_t out_stride, int64_t per_sample,
+                            int64_t total, DropoutSpec spec) {
+  UNET_GRID_LOOP(i, total) {
+    const int64_t n = i / per_sample, r = i % per_sample;
+    const uint64_t index = static_cast<uint64_t>((spec.first_sample + n) * per_sample + r);
+    out[n * out_stride + r] = in[n * in_stride + r] * dropout_factor(spec, index);
+  }
+}
+
+void apply(const char* op, const Tensor& in, const Tensor& out, const DropoutSpec& spec, Stream stream) {
+  expect_shape(op, "output", out.shape, in.shape);
+  if (!(spec.rate >= 0.f && spec.rate < 1.f))
+    throw std::invalid_argument(std::string(op) + ": rate " + std::to_string(spec.rate) + " outside [0, 1)");
+  const int64_t total = in.shape.count();
+  if (total == 0) return;
+  mask_kernel<<<blocks_for(total), kThreads, 0, stream>>>(in.data, out.data, in.batch_stride, out.batch_stride,
+                                                          in.shape.sample(), total, spec);
+  UNET_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void dropout_forward_cuda(const Tensor& x, const Tensor& y, const DropoutSpec& spec, Stream stream) {
+  apply("dropout_forward_cuda", x, y, spec, stream);
+}
+
+void dropout_backward_cuda(const Tensor& dy, const Tensor& dx, const DropoutSpec& spec, Stream stream) {
+  apply("dropout_backward_cuda", dy, dx, spec, stream);
+}
+
+}  // namespace unet

@@ -1,0 +1,77 @@
+// CUDA launchers for max pooling (maxpool.h): forward one thread per output,
+// backward one thread per input element gathering through the saved argmax (no
+// atomics). The window order is pool_window_offset's, shared with the CPU.
+#include "engine/cuda_check.h"
+#include "kernels/cuda_launch.h"
+#include "kernels/maxpool.h"
+
+namespace unet {
+namespace {
+
+struct Planes {
+  int64_t d, h, w;     // input plane
+  int64_t od, oh, ow;  // output plane
+  int64_t x_stride, y_stride, channels;
+  int dims;
+};
+
+Planes planes(const Tensor& in, const Tensor& out) {
+  const Shape& a = in.shape;
+  const Shape& b = out.shape;
+  return {a.d, a.h, a.w, b.d, b.h, b.w, in.batch_stride, out.batch_stride, a.c, a.dims};
+}
+
+__global__ void forward_kernel(const float* x, float* y, uint8_t* argmax, Planes p, int64_t total) {
+  const int64_t out_plane = p.od * p.oh * p.ow, in_plane = p.d * p.h * p.w;
+  const int window = p.dims == 3 ? 8 : 4;
+  UNET_GRID_LOOP(i, total) {
+    const int64_t nc = i / out_plane, o = i % out_plane, n = nc / p.channels, c = nc % p.channels;
+    const int64_t oz = o / (p.oh * p.ow), oy = o / p.ow % p.oh, ox = o % p.ow;
+    const float* src = x + n * p.x_stride + c * in_plane;
+    float best = src[pool_window_offset(oz, oy, ox, 0, p.dims, p.h, p.w)];
+    uint8_t won = 0;
+    for (int k = 1; k < window; ++k) {
+      const float v = src[pool_window_offset(oz, oy, ox, k, p.dims, p.h, p.w)];
+      if (v > best) best = v, won = static_cast<uint8_t>(k);  // strict: ties go to the first, as on the CPU
+    }
+    y[n * p.y_stride + c * out_plane + o] = best;
+    argmax[i] = won;
+  }
+}
+
+__global__ void backward_kernel(const float* dy, const uint8_t* argmax, float* dx, Planes p, int64_t total,
+                                bool accumulate) {
+  const int64_t out_plane = p.od * p.oh * p.ow, in_plane = p.d * p.h * p.w;
+  UNET_GRID_LOOP(i, total) {
+    const int64_t nc = i / in_plane, e = i % in_plane, n = nc / p.channels, c = nc % p.channels;
+    const int64_t z = e / (p.h * p.w), y = e / p.w % p.h, x = e % p.w;
+    const int64_t oz = p.dims == 3 ? z / 2 : 0, oy = y / 2, ox = x / 2;
+    float v = 0.f;
+    if (oz < p.od && oy < p.oh && ox < p.ow) {  // else a dropped odd remainder: no gradient
+      const int k = ((p.dims == 3 ? int(z & 1) : 0) * 2 + int(y & 1)) * 2 + int(x & 1);
+      const int64_t o = (oz * p.oh + oy) * p.ow + ox;
+      if (argmax[nc * out_plane + o] == k) v = dy[n * p.y_stride + c * out_plane + o];
+    }
+    float& d = dx[n * p.x_stride + c * in_plane + e];
+    d = accumulate ? d + v : v;
+  }
+}
+
+}  // namespace
+
+void maxpool_forward_cuda(const Tensor& x, const Tensor& y, uint8_t* argmax, Stream stream) {
+  expect_shape("maxpool_forward_cuda", "y", y.shape, maxpool_output_shape(x.shape));
+  const int64_t total = y.shape.count();
+  forward_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x.data, y.data, argmax, planes(x, y), total);
+  UNET_CUDA_CHECK_LAUNCH();
+}
+
+void maxpool_backward_cuda(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode, Stream stream) {
+  expect_shape("maxpool_backward_cuda", "dy", dy.shape, maxpool_output_shape(dx.shape));
+  const int64_t total = dx.shape.count();
+  backward_kernel<<<blocks_for(total), kThreads, 0, stream>>>(dy.data, argmax, dx.data, planes(dx, dy), total,
+                                                              mode == GradMode::accumulate);
+  UNET_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace unet

@@ -1,0 +1,118 @@
+// CPU/GPU parity for max-pool, crop, dropout and the optimizer step, 2D and 3D,
+// odd sizes and channel-slice views. Skips, saying so, where no GPU is present.
+// Tolerances: pooling, cropping and dropout move values without arithmetic (or
+// multiply by the same factor): bit-identical. The optimizer's sqrt and division
+// may round differently on the GPU: 1e-6 relative.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "engine/device_buffer.h"
+#include "kernels/crop.h"
+#include "kernels/dropout.h"
+#include "kernels/maxpool.h"
+#include "kernels/optimizer.h"
+#include "tests/gradcheck.h"
+
+namespace unet {
+namespace {
+
+using test::random_vector;
+
+class GpuKernels : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA GPU on this machine: GPU parity not checked";
+  }
+};
+
+template <class T>
+DeviceBuffer<T> upload(const std::vector<T>& v) {
+  DeviceBuffer<T> d(v.size());
+  d.copy_from_host(v.data(), nullptr);
+  return d;
+}
+
+template <class T>
+std::vector<T> download(const DeviceBuffer<T>& d) {
+  std::vector<T> v(d.size());
+  d.copy_to_host(v.data(), nullptr);
+  UNET_CUDA_CHECK(cudaDeviceSynchronize());
+  return v;
+}
+
+TEST_F(GpuKernels, MaxPoolMatchesCpu) {
+  for (Shape in : {shape2d(2, 3, 9, 11), shape3d(2, 2, 5, 6, 7)}) {
+    const Shape out = maxpool_output_shape(in);
+    auto x = random_vector(in.count(), 1), dy = random_vector(out.count(), 2), dx = random_vector(in.count(), 3);
+    std::vector<float> y(out.count());
+    std::vector<uint8_t> arg(out.count());
+    auto gx = upload(x), gy = upload(y), gdy = upload(dy), gdx = upload(dx);
+    DeviceBuffer<uint8_t> garg(arg.size());
+    maxpool_forward_cuda(Tensor(gx.data(), in), Tensor(gy.data(), out), garg.data(), nullptr);
+    maxpool_forward(Tensor(x.data(), in), Tensor(y.data(), out), arg.data());
+    EXPECT_EQ(download(gy), y) << in.str();
+    EXPECT_EQ(download(garg), arg) << in.str();
+    for (GradMode mode : {GradMode::accumulate, GradMode::overwrite}) {
+      maxpool_backward_cuda(Tensor(gdy.data(), out), garg.data(), Tensor(gdx.data(), in), mode, nullptr);
+      maxpool_backward(Tensor(dy.data(), out), arg.data(), Tensor(dx.data(), in), mode);
+      EXPECT_EQ(download(gdx), dx) << in.str();
+    }
+  }
+}
+
+TEST_F(GpuKernels, CropMatchesCpu) {
+  for (auto [big, small] : {std::pair{shape2d(2, 3, 12, 13), shape2d(2, 3, 7, 8)},
+                            std::pair{shape3d(1, 2, 9, 8, 10), shape3d(1, 2, 5, 4, 6)}}) {
+    auto x = random_vector(big.count(), 4), y = std::vector<float>(small.count());
+    auto gx = upload(x), gy = upload(y);
+    crop_forward_cuda(Tensor(gx.data(), big), Tensor(gy.data(), small), nullptr);
+    crop_forward(Tensor(x.data(), big), Tensor(y.data(), small));
+    EXPECT_EQ(download(gy), y);
+    auto dx = random_vector(big.count(), 5);
+    auto gdx = upload(dx);
+    for (GradMode mode : {GradMode::accumulate, GradMode::overwrite}) {
+      crop_backward_cuda(Tensor(gy.data(), small), Tensor(gdx.data(), big), mode, nullptr);
+      crop_backward(Tensor(y.data(), small), Tensor(dx.data(), big), mode);
+      EXPECT_EQ(download(gdx), dx);
+    }
+  }
+}
+
+TEST_F(GpuKernels, DropoutDropsWhatTheCpuDrops) {
+  // A channel-slice view (batch stride larger than the sample), as the U-Net's skip halves are.
+  const Shape s = shape3d(3, 2, 4, 5, 6);
+  const int64_t stride = 2 * s.sample();
+  auto x = random_vector(s.n * stride, 6);
+  std::vector<float> y(x.size(), 0.f);
+  auto gx = upload(x), gy = upload(y);
+  const DropoutSpec spec{0.3f, 42, 7, 5};
+  dropout_forward_cuda(Tensor(gx.data(), s, stride), Tensor(gy.data(), s, stride), spec, nullptr);
+  dropout_forward(Tensor(x.data(), s, stride), Tensor(y.data(), s, stride), spec);
+  EXPECT_EQ(download(gy), y);
+  dropout_backward_cuda(Tensor(gy.data(), s, stride), Tensor(gx.data(), s, stride), spec, nullptr);
+  dropout_backward(Tensor(y.data(), s, stride), Tensor(x.data(), s, stride), spec);
+  EXPECT_EQ(download(gx), x);
+}
+
+TEST_F(GpuKernels, OptimizerStepsMatchCpu) {
+  const int64_t n = 100003;
+  for (OptimizerKind kind : {OptimizerKind::sgd, OptimizerKind::adam, OptimizerKind::adamw}) {
+    OptimizerSpec spec;
+    spec.kind = kind, spec.weight_decay = 0.01f, spec.nesterov = true;
+    auto p = random_vector(n, 7), m = std::vector<float>(n, 0.f), v = m;
+    auto gp = upload(p), gm = upload(m), gv = upload(v);
+    for (int64_t step = 1; step <= 5; ++step) {
+      const auto g = random_vector(n, 10 + step);
+      auto gg = upload(g);
+      optimizer_step_cuda(gp.data(), gg.data(), gm.data(), gv.data(), n, spec, 1e-2f, step, 0.5f, nullptr);
+      optimizer_step(p.data(), g.data(), m.data(), v.data(), n, spec, 1e-2f, step, 0.5f);
+    }
+    const auto back = download(gp);
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(back[i], p[i], 1e-6 * (1 + std::fabs(p[i]))) << int(kind) << " " << i;
+  }
+}
+
+}  // namespace
+}  // namespace unet
