@@ -96,7 +96,13 @@ run() {
     endsection
   done
 
-  section "kernel benchmarks"
+  section "GPU kernel benchmarks (fraction of HBM bandwidth: UNET_PEAK_GBPS, default an H100 SXM's 3350)"
+  UNET_PEAK_GBPS=${UNET_PEAK_GBPS:-3350} build-gpu/bench/unet_gpu_bench --benchmark_min_time=0.2 \
+    --benchmark_out="$out/gpu_kernels.json" --benchmark_out_format=json >"$out/gpu_bench.log" 2>&1 || status=1
+  grep -E "^BM_|^-|Benchmark" "$out/gpu_bench.log" >>"$report" || true
+  endsection
+
+  section "CPU kernel benchmarks"
   build-gpu/bench/unet_kernel_bench --benchmark_min_time=0.2 --benchmark_out="$out/kernels.json" \
     --benchmark_out_format=json >"$out/bench.log" 2>&1 || status=1
   grep -E "^BM_|^-|Benchmark" "$out/bench.log" >>"$report" || true
