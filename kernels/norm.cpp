@@ -40,7 +40,7 @@ void normalize(const Tensor& x, const Tensor& y, Group g, float mean, float invs
   for (int64_t n = g.n0; n < g.n1; ++n) {
     const float* px = x.channel(n, g.c);
     float* py = y.channel(n, g.c);
-    for (int64_t i = 0; i < x.shape.spatial(); ++i) py[i] = px[i] * scale + shift;
+    for (int64_t i = 0; i < x.shape.spatial(); ++i) py[i] = norm_apply(px[i], scale, shift);
   }
 }
 
@@ -150,10 +150,7 @@ void norm_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, const fl
       const float* px = x.channel(n, g.c);
       const float* pdy = dy.channel(n, g.c);
       float* pdx = dx.channel(n, g.c);
-      for (int64_t i = 0; i < s.spatial(); ++i) {
-        const float xhat = (px[i] - mean[gi]) * invstd[gi];
-        pdx[i] = k * (pdy[i] - a - xhat * b);
-      }
+      for (int64_t i = 0; i < s.spatial(); ++i) pdx[i] = norm_input_grad(pdy[i], px[i], mean[gi], invstd[gi], k, a, b);
     }
   }
   // Parameter gradients sum over groups in a fixed order (instance norm: over samples).

@@ -42,6 +42,15 @@ struct NormSpec {
 
 inline int64_t norm_groups(NormKind kind, const Shape& s) { return kind == NormKind::batch ? s.c : s.n * s.c; }
 
+// The per-element arithmetic, shared by the CPU loops and the CUDA kernels.
+// Forward: y = x * scale + shift with scale = gamma * invstd, shift = beta - mean * scale.
+UNET_HD float norm_apply(float x, float scale, float shift) { return x * scale + shift; }
+// Backward: dx = k (dy - a - xhat b), k = gamma * invstd, a = sum(dy) / m, b = sum(dy xhat) / m.
+UNET_HD float norm_input_grad(float dy, float x, float mean, float invstd, float k, float a, float b) {
+  const float xhat = (x - mean) * invstd;
+  return k * (dy - a - xhat * b);
+}
+
 // Synchronized batch norm (data parallelism): a function that sums per-channel
 // sums over the ranks. Given one, batch norm's statistics are the global
 // batch's (and so are the running statistics, the same on every rank), and dx
@@ -52,6 +61,22 @@ using NormSumsReducer = std::function<void(double* sums, int64_t count)>;
 void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
                         float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
                         const NormSumsReducer& reduce = nullptr);
+
+#ifdef UNET_CUDA
+// The same contracts on device pointers (no synchronized batch norm yet).
+// `workspace` holds 3 x groups doubles; reductions run in a fixed order per
+// group (one block each), so results repeat bit for bit (they differ from the
+// CPU's in summation order only).
+void norm_forward_train_cuda(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
+                             float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
+                             double* workspace, Stream stream);
+void norm_forward_infer_cuda(const Tensor& x, const Tensor& y, const float* gamma, const float* beta,
+                             const float* running_mean, const float* running_var, const NormSpec& spec,
+                             double* workspace, Stream stream);
+void norm_backward_cuda(const Tensor& x, const Tensor& dy, const Tensor& dx, const float* gamma, const float* mean,
+                        const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec, double* workspace,
+                        Stream stream);
+#endif
 void norm_forward_infer(const Tensor& x, const Tensor& y, const float* gamma, const float* beta,
                         const float* running_mean, const float* running_var, const NormSpec& spec);
 void norm_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, const float* gamma, const float* mean,

@@ -1,17 +1,21 @@
-// CPU/GPU parity for max-pool, crop, dropout and the optimizer step, 2D and 3D,
-// odd sizes and channel-slice views. Skips, saying so, where no GPU is present.
-// Tolerances: pooling, cropping and dropout move values without arithmetic (or
-// multiply by the same factor): bit-identical. The optimizer's sqrt and division
-// may round differently on the GPU: 1e-6 relative.
+// CPU/GPU parity for max-pool, crop, dropout, batch and instance norm and the
+// optimizer step, 2D and 3D, odd sizes and channel-slice views. Skips, saying
+// so, where no GPU is present. Tolerances: pooling, cropping and dropout move
+// values without arithmetic (or multiply by the same factor): bit-identical.
+// The optimizer's sqrt and division may round differently on the GPU: 1e-6
+// relative. The norms sum in another order (a block tree against the CPU's
+// chunks, both in double): 1e-5 relative.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "engine/device_buffer.h"
 #include "kernels/crop.h"
 #include "kernels/dropout.h"
 #include "kernels/maxpool.h"
+#include "kernels/norm.h"
 #include "kernels/optimizer.h"
 #include "tests/gradcheck.h"
 
@@ -94,6 +98,48 @@ TEST_F(GpuKernels, DropoutDropsWhatTheCpuDrops) {
   dropout_backward_cuda(Tensor(gy.data(), s, stride), Tensor(gx.data(), s, stride), spec, nullptr);
   dropout_backward(Tensor(y.data(), s, stride), Tensor(x.data(), s, stride), spec);
   EXPECT_EQ(download(gx), x);
+}
+
+void expect_near(const std::vector<float>& gpu, const std::vector<float>& cpu, double rel, const std::string& what) {
+  ASSERT_EQ(gpu.size(), cpu.size()) << what;
+  for (size_t i = 0; i < cpu.size(); ++i)
+    ASSERT_NEAR(gpu[i], cpu[i], rel * (1 + std::fabs(cpu[i]))) << what << " element " << i;
+}
+
+TEST_F(GpuKernels, NormsMatchCpu) {
+  for (NormKind kind : {NormKind::batch, NormKind::instance})
+    for (Shape s : {shape2d(3, 4, 9, 11), shape3d(2, 3, 5, 6, 7)}) {
+      const NormSpec spec{kind, 1e-5f, 0.1f};
+      const int64_t groups = norm_groups(kind, s);
+      const std::string what = std::string(kind == NormKind::batch ? "batch " : "instance ") + s.str();
+      auto x = random_vector(s.count(), 20, -2.f, 3.f), dy = random_vector(s.count(), 21);
+      auto gamma = random_vector(s.c, 22, 0.5f, 1.5f), beta = random_vector(s.c, 23);
+      std::vector<float> y(s.count()), dx(s.count()), mean(groups), invstd(groups), rm(s.c, 0.f), rv(s.c, 1.f);
+      std::vector<float> dgamma(s.c, 0.25f), dbeta(s.c, -0.25f);
+      auto gx = upload(x), gdy = upload(dy), ggamma = upload(gamma), gbeta = upload(beta), gy = upload(y),
+           gdx = upload(dx), gmean = upload(mean), ginvstd = upload(invstd), grm = upload(rm), grv = upload(rv),
+           gdgamma = upload(dgamma), gdbeta = upload(dbeta);
+      DeviceBuffer<double> ws(static_cast<size_t>(3 * groups));
+      norm_forward_train_cuda(Tensor(gx.data(), s), Tensor(gy.data(), s), ggamma.data(), gbeta.data(), gmean.data(),
+                              ginvstd.data(), grm.data(), grv.data(), spec, ws.data(), nullptr);
+      norm_forward_train(Tensor(x.data(), s), Tensor(y.data(), s), gamma.data(), beta.data(), mean.data(),
+                         invstd.data(), rm.data(), rv.data(), spec);
+      expect_near(download(gy), y, 1e-5, what + " y");
+      expect_near(download(grm), rm, 1e-5, what + " running mean");
+      expect_near(download(grv), rv, 1e-5, what + " running var");
+      norm_backward_cuda(Tensor(gx.data(), s), Tensor(gdy.data(), s), Tensor(gdx.data(), s), ggamma.data(),
+                         gmean.data(), ginvstd.data(), gdgamma.data(), gdbeta.data(), spec, ws.data(), nullptr);
+      norm_backward(Tensor(x.data(), s), Tensor(dy.data(), s), Tensor(dx.data(), s), gamma.data(), mean.data(),
+                    invstd.data(), dgamma.data(), dbeta.data(), spec);
+      expect_near(download(gdx), dx, 1e-5, what + " dx");
+      expect_near(download(gdgamma), dgamma, 1e-5, what + " dgamma");
+      expect_near(download(gdbeta), dbeta, 1e-5, what + " dbeta");
+      norm_forward_infer_cuda(Tensor(gx.data(), s), Tensor(gy.data(), s), ggamma.data(), gbeta.data(), grm.data(),
+                              grv.data(), spec, ws.data(), nullptr);
+      norm_forward_infer(Tensor(x.data(), s), Tensor(y.data(), s), gamma.data(), beta.data(), rm.data(), rv.data(),
+                         spec);
+      expect_near(download(gy), y, 1e-5, what + " inference");
+    }
 }
 
 TEST_F(GpuKernels, OptimizerStepsMatchCpu) {
