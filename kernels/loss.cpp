@@ -71,63 +71,18 @@ void each_voxel(int64_t plane, int64_t b, int64_t e, F f) {
 
 }  // namespace
 
-// Pass 1 writes the probabilities into dlogits and sums, per class c taken by the
-// region term, TP_c = sum p g, SP_c = sum p, SG_c = sum g, plus the weighted CE and
-// its weight total. Pass 2 turns the probabilities into the gradient in place:
-// the region term's derivative with respect to p_c(v) is A_c g_c(v) + B_c, chained
-// through the softmax (dz_j = p_j (dp_j - sum_c p_c dp_c)) or sigmoid (p (1 - p)).
-double loss_forward_backward(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
-                             const LossSpec& spec, const LossSumsReducer& reduce_sums) {
-  const LossSpec s = spec;  // a local copy: stores to dlogits cannot alias its fields
-  const Shape& sh = logits.shape;
-  const int k = head_classes(s.head, sh);
-  validate(logits, labels, dlogits, s, k);
+LossTerms loss_terms(const std::vector<double>& sums, const LossSpec& s, int channels) {
+  if (channels > kMaxLossChannels)
+    throw std::invalid_argument("loss: " + std::to_string(channels) + " channels; at most " +
+                                std::to_string(kMaxLossChannels) + " are supported");
+  LossTerms t;
   const bool sig = s.head == Head::sigmoid;
-  const int channels = static_cast<int>(sh.c);
-  const int64_t plane = sh.spatial(), voxels = sh.n * plane;
-  auto weight = [&](int32_t label) { return s.class_weights.empty() ? 1.0 : double(s.class_weights[label]); };
-
-  // Region classes: the channels whose probabilities enter the Tversky sums.
-  const int first = sig ? 0 : (s.include_background ? 0 : 1);
-  const int taken = channels - first;
-  const int kCe = 3 * channels, kW = kCe + 1;
-  std::vector<double> sums = deterministic_sums(voxels, kW + 1, [&](int64_t b, int64_t e, double* out) {
-    each_voxel(plane, b, e, [&](int64_t n, int64_t i) {
-      const float* z = logits.sample(n) + i;
-      float* p = dlogits.sample(n) + i;
-      const int32_t label = labels[n * plane + i];
-      if (ignored(label, s)) {
-        for (int c = 0; c < channels; ++c) p[c * plane] = 0.f;
-        return;
-      }
-      const double w = weight(label);
-      if (sig) {
-        p[0] = sigmoid(z[0]);
-        out[kCe] += w * (double(softplus(z[0])) - (label == 1 ? double(z[0]) : 0.0));
-      } else {
-        float zmax = z[0];
-        for (int c = 1; c < channels; ++c) zmax = std::max(zmax, z[c * plane]);
-        double total = 0;
-        for (int c = 0; c < channels; ++c) total += std::exp(double(z[c * plane] - zmax));
-        for (int c = 0; c < channels; ++c) p[c * plane] = static_cast<float>(std::exp(double(z[c * plane] - zmax)) / total);
-        out[kCe] += w * (std::log(total) - double(z[label * plane] - zmax));
-      }
-      out[kW] += w;
-      for (int c = 0; c < channels; ++c) {
-        const bool g = sig ? label == 1 : label == c;
-        out[3 * c] += g ? p[c * plane] : 0.f;
-        out[3 * c + 1] += p[c * plane];
-        out[3 * c + 2] += g ? 1 : 0;
-      }
-    });
-  });
-  if (reduce_sums) reduce_sums(sums);
-
-  const double W = sums[kW];
-  const double ce = W > 0 ? sums[kCe] / W : 0.0;
+  t.first = sig ? 0 : (s.include_background ? 0 : 1);
+  const int taken = channels - t.first;
+  const double W = sums[3 * channels + 1];
+  const double ce = W > 0 ? sums[3 * channels] / W : 0.0;
   double region = 0;
-  std::vector<float> A(channels, 0.f), B(channels, 0.f);
-  for (int c = first; c < channels; ++c) {
+  for (int c = t.first; c < channels; ++c) {
     const double tp = sums[3 * c], sp = sums[3 * c + 1], sg = sums[3 * c + 2];
     const double a = s.alpha, bt = s.beta, sm = s.smooth;
     // TI = (TP + s) / ((1 - a - b) TP + a SP + b SG + s)
@@ -137,32 +92,56 @@ double loss_forward_backward(const Tensor& logits, const int32_t* labels, const 
     region += std::pow(miss, double(s.gamma)) / taken;
     const double dR_dti = -double(s.gamma) * std::pow(miss, double(s.gamma) - 1) / taken;
     const double dti_dtp = (den - num * (1 - a - bt)) / (den * den), dti_dsp = -num * a / (den * den);
-    A[c] = static_cast<float>(s.region_weight * dR_dti * dti_dtp);
-    B[c] = static_cast<float>(s.region_weight * dR_dti * dti_dsp);
+    t.A[c] = static_cast<float>(s.region_weight * dR_dti * dti_dtp);
+    t.B[c] = static_cast<float>(s.region_weight * dR_dti * dti_dsp);
   }
-  const float ce_scale = W > 0 ? static_cast<float>(s.ce_weight / W) : 0.f;
+  t.ce_scale = W > 0 ? static_cast<float>(s.ce_weight / W) : 0.f;
+  t.loss = s.ce_weight * ce + s.region_weight * region;
+  return t;
+}
+
+// Pass 1 writes the probabilities into dlogits and sums the batch's terms
+// (loss_voxel_sums); loss_terms turns the sums into the loss and the region
+// term's coefficients; pass 2 turns the probabilities into the gradient in place
+// (loss_voxel_grad), chained through the softmax (dz_j = p_j (dp_j - sum_c p_c
+// dp_c)) or the sigmoid (p (1 - p)).
+double loss_forward_backward(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
+                             const LossSpec& spec, const LossSumsReducer& reduce_sums) {
+  const LossSpec s = spec;  // a local copy: stores to dlogits cannot alias its fields
+  const Shape& sh = logits.shape;
+  const int k = head_classes(s.head, sh);
+  validate(logits, labels, dlogits, s, k);
+  const bool sig = s.head == Head::sigmoid;
+  const int channels = static_cast<int>(sh.c);
+  if (channels > kMaxLossChannels)
+    throw std::invalid_argument("loss: " + std::to_string(channels) + " channels; at most " +
+                                std::to_string(kMaxLossChannels) + " are supported");
+  const int64_t plane = sh.spatial(), voxels = sh.n * plane;
+  auto weight = [&](int32_t label) { return s.class_weights.empty() ? 1.0 : double(s.class_weights[label]); };
+
+  std::vector<double> sums = deterministic_sums(voxels, 3 * channels + 2, [&](int64_t b, int64_t e, double* out) {
+    each_voxel(plane, b, e, [&](int64_t n, int64_t i) {
+      float* p = dlogits.sample(n) + i;
+      const int32_t label = labels[n * plane + i];
+      if (ignored(label, s)) {
+        for (int c = 0; c < channels; ++c) p[c * plane] = 0.f;
+        return;
+      }
+      loss_voxel_sums(logits.sample(n) + i, p, plane, channels, sig, label, weight(label), out);
+    });
+  });
+  if (reduce_sums) reduce_sums(sums);
+  const LossTerms t = loss_terms(sums, s, channels);
 
 #pragma omp parallel for schedule(static)
   for (int64_t chunk = 0; chunk < voxels; chunk += kReduceChunk)
     each_voxel(plane, chunk, std::min(chunk + kReduceChunk, voxels), [&](int64_t n, int64_t i) {
-    const int32_t label = labels[n * plane + i];
-    if (ignored(label, s)) return;  // pass 1 zeroed it
-    float* p = dlogits.sample(n) + i;
-    const float wce = ce_scale * static_cast<float>(weight(label));
-    if (sig) {
-      const float g = label == 1 ? 1.f : 0.f, q = p[0];
-      p[0] = wce * (q - g) + q * (1.f - q) * (A[0] * g + B[0]);
-      return;
-    }
-    float dot = 0.f;  // sum_c p_c dp_c
-    for (int c = first; c < channels; ++c) dot += p[c * plane] * (A[c] * (label == c) + B[c]);
-    for (int c = 0; c < channels; ++c) {
-      const float q = p[c * plane];
-      const float dp = c >= first ? A[c] * (label == c) + B[c] : 0.f;
-      p[c * plane] = wce * (q - (label == c ? 1.f : 0.f)) + q * (dp - dot);
-    }
-  });
-  return s.ce_weight * ce + s.region_weight * region;
+      const int32_t label = labels[n * plane + i];
+      if (ignored(label, s)) return;  // pass 1 zeroed it
+      loss_voxel_grad(dlogits.sample(n) + i, plane, channels, sig, label,
+                      t.ce_scale * static_cast<float>(weight(label)), t);
+    });
+  return t.loss;
 }
 
 }  // namespace unet

@@ -73,4 +73,70 @@ using LossSumsReducer = std::function<void(std::vector<double>& sums)>;
 double loss_forward_backward(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
                              const LossSpec& spec, const LossSumsReducer& reduce_sums = nullptr);
 
+// The per-voxel halves of loss_forward_backward, shared by the CPU loop and the
+// CUDA kernels. z and p point at the voxel's first channel; channels are
+// `plane` apart. Sums layout: [3c] TP_c, [3c + 1] sum p_c, [3c + 2] sum g_c for
+// every channel c, then [3C] the weighted CE, [3C + 1] the weight total.
+//
+// Pass 1: writes the probabilities to p and adds the voxel's terms to sums.
+UNET_HD void loss_voxel_sums(const float* z, float* p, int64_t plane, int channels, bool sig, int32_t label,
+                             double w, double* sums) {
+  if (sig) {
+    p[0] = sigmoid(z[0]);
+    sums[3 * channels] += w * (double(softplus(z[0])) - (label == 1 ? double(z[0]) : 0.0));
+  } else {
+    float zmax = z[0];
+    for (int c = 1; c < channels; ++c) zmax = z[c * plane] > zmax ? z[c * plane] : zmax;
+    double total = 0;
+    for (int c = 0; c < channels; ++c) total += exp(double(z[c * plane] - zmax));
+    for (int c = 0; c < channels; ++c) p[c * plane] = static_cast<float>(exp(double(z[c * plane] - zmax)) / total);
+    sums[3 * channels] += w * (log(total) - double(z[label * plane] - zmax));
+  }
+  sums[3 * channels + 1] += w;
+  for (int c = 0; c < channels; ++c) {
+    const bool g = sig ? label == 1 : label == c;
+    sums[3 * c] += g ? p[c * plane] : 0.f;
+    sums[3 * c + 1] += p[c * plane];
+    sums[3 * c + 2] += g ? 1 : 0;
+  }
+}
+
+// What pass 2 needs from the batch's sums: the region term's derivative with
+// respect to p_c(v) is A[c] g_c(v) + B[c]; the CE's scale is ce_weight / W.
+constexpr int kMaxLossChannels = 32;
+struct LossTerms {
+  double loss = 0;
+  float ce_scale = 0;
+  int first = 0;  // the first channel the region term takes
+  float A[kMaxLossChannels] = {}, B[kMaxLossChannels] = {};
+};
+LossTerms loss_terms(const std::vector<double>& sums, const LossSpec& spec, int channels);
+
+// Pass 2: turns the voxel's probabilities into the gradient in place; wce is
+// ce_scale times the voxel's class weight.
+UNET_HD void loss_voxel_grad(float* p, int64_t plane, int channels, bool sig, int32_t label, float wce,
+                             const LossTerms& t) {
+  if (sig) {
+    const float g = label == 1 ? 1.f : 0.f, q = p[0];
+    p[0] = wce * (q - g) + q * (1.f - q) * (t.A[0] * g + t.B[0]);
+    return;
+  }
+  float dot = 0.f;  // sum_c p_c dp_c
+  for (int c = t.first; c < channels; ++c) dot += p[c * plane] * (t.A[c] * (label == c) + t.B[c]);
+  for (int c = 0; c < channels; ++c) {
+    const float q = p[c * plane];
+    const float dp = c >= t.first ? t.A[c] * (label == c) + t.B[c] : 0.f;
+    p[c * plane] = wce * (q - (label == c ? 1.f : 0.f)) + q * (dp - dot);
+  }
+}
+
+#ifdef UNET_CUDA
+// The same on device pointers (labels too). `workspace` holds
+// loss_workspace_doubles(logits.shape) doubles. The batch sums come to the host
+// (one explicit copy and a wait on `stream`): the loss is a host value.
+int64_t loss_workspace_doubles(const Shape& logits);
+double loss_forward_backward_cuda(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
+                                  const LossSpec& spec, double* workspace, Stream stream);
+#endif
+
 }  // namespace unet

@@ -1,10 +1,10 @@
-// CPU/GPU parity for max-pool, crop, dropout, batch and instance norm and the
-// optimizer step, 2D and 3D, odd sizes and channel-slice views. Skips, saying
+// CPU/GPU parity for max-pool, crop, dropout, batch and instance norm, every
+// loss and the optimizer step, 2D and 3D, odd sizes and channel-slice views. Skips, saying
 // so, where no GPU is present. Tolerances: pooling, cropping and dropout move
 // values without arithmetic (or multiply by the same factor): bit-identical.
 // The optimizer's sqrt and division may round differently on the GPU: 1e-6
-// relative. The norms sum in another order (a block tree against the CPU's
-// chunks, both in double): 1e-5 relative.
+// relative. The norms and losses sum in another order (a block tree against the
+// CPU's chunks, both in double): 1e-5 relative.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,6 +14,7 @@
 #include "engine/device_buffer.h"
 #include "kernels/crop.h"
 #include "kernels/dropout.h"
+#include "kernels/loss.h"
 #include "kernels/maxpool.h"
 #include "kernels/norm.h"
 #include "kernels/optimizer.h"
@@ -139,6 +140,36 @@ TEST_F(GpuKernels, NormsMatchCpu) {
       norm_forward_infer(Tensor(x.data(), s), Tensor(y.data(), s), gamma.data(), beta.data(), rm.data(), rv.data(),
                          spec);
       expect_near(download(gy), y, 1e-5, what + " inference");
+    }
+}
+
+TEST_F(GpuKernels, LossesMatchCpu) {
+  const std::vector<std::pair<LossKind, Head>> kinds{
+      {LossKind::bce, Head::sigmoid},        {LossKind::dice, Head::sigmoid},    {LossKind::dice_ce, Head::sigmoid},
+      {LossKind::ce, Head::softmax},         {LossKind::dice_ce, Head::softmax}, {LossKind::jaccard, Head::softmax},
+      {LossKind::focal_tversky, Head::softmax}, {LossKind::weighted_ce, Head::softmax}};
+  for (const auto& [kind, head] : kinds)
+    for (bool three_d : {false, true}) {
+      const int64_t classes = head == Head::sigmoid ? 2 : 3;
+      const Shape s = three_d ? shape3d(2, head == Head::sigmoid ? 1 : 3, 5, 6, 7)
+                              : shape2d(3, head == Head::sigmoid ? 1 : 3, 17, 19);
+      LossSpec spec = make_loss(kind, head, 0.7f, 0.75f,
+                                kind == LossKind::weighted_ce ? std::vector<float>{0.2f, 1.f, 3.f} : std::vector<float>{});
+      spec.ignore_label = static_cast<int32_t>(classes);  // one label value beyond the classes is ignored
+      const int64_t voxels = s.n * s.spatial();
+      auto z = random_vector(s.count(), 30, -3.f, 3.f);
+      std::vector<int32_t> labels(voxels);
+      for (int64_t i = 0; i < voxels; ++i) labels[i] = static_cast<int32_t>((i * 7 + i / 5) % (classes + 1));
+      std::vector<float> dz(s.count());
+      auto gz = upload(z), gdz = upload(dz);
+      auto glabels = upload(labels);
+      DeviceBuffer<double> ws(static_cast<size_t>(loss_workspace_doubles(s)));
+      const double gpu = loss_forward_backward_cuda(Tensor(gz.data(), s), glabels.data(), Tensor(gdz.data(), s), spec,
+                                                    ws.data(), nullptr);
+      const double cpu = loss_forward_backward(Tensor(z.data(), s), labels.data(), Tensor(dz.data(), s), spec);
+      const std::string what = "loss kind " + std::to_string(int(kind)) + " " + s.str();
+      EXPECT_NEAR(gpu, cpu, 1e-6 * (1 + std::fabs(cpu))) << what;
+      expect_near(download(gdz), dz, 1e-5, what + " dlogits");
     }
 }
 
