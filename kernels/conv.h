@@ -43,4 +43,35 @@ void conv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tens
 // Multiply-adds of one forward pass (backward is twice this): for FLOP counters.
 int64_t conv_macs(const Shape& in, int64_t out_channels, const ConvSpec& spec);
 
+#ifdef UNET_CUDA
+}  // namespace unet
+#include <memory>
+struct cudnnContext;  // cudnnHandle_t without the cuDNN headers
+namespace unet {
+
+// The same contract through cuDNN, for one layer's shapes. The algorithms are
+// chosen once per shape and cached for the process: cuDNN's heuristics, or with
+// `search` a timed search; only deterministic ones, so runs repeat bit for bit.
+// `tf32` lets Ampere and later use TF32 tensor cores (otherwise strict FP32).
+// The caller passes a workspace of workspace_bytes(); nothing is allocated per call.
+class ConvCudnn {
+ public:
+  ConvCudnn(cudnnContext* handle, const Shape& in, int64_t out_channels, const ConvSpec& spec, bool tf32 = false,
+            bool search = false);
+  ~ConvCudnn();
+  ConvCudnn(const ConvCudnn&) = delete;
+  ConvCudnn& operator=(const ConvCudnn&) = delete;
+
+  size_t workspace_bytes() const;
+  void forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace,
+               Stream stream) const;
+  void backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
+                GradMode mode, void* workspace, Stream stream) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+#endif
+
 }  // namespace unet

@@ -1,10 +1,11 @@
-// CPU/GPU parity for max-pool, crop, dropout, batch and instance norm, every
-// loss and the optimizer step, 2D and 3D, odd sizes and channel-slice views. Skips, saying
+// CPU/GPU parity for the cuDNN convolution, max-pool, crop, dropout, batch and
+// instance norm, every loss and the optimizer step, 2D and 3D, odd sizes and channel-slice views. Skips, saying
 // so, where no GPU is present. Tolerances: pooling, cropping and dropout move
 // values without arithmetic (or multiply by the same factor): bit-identical.
 // The optimizer's sqrt and division may round differently on the GPU: 1e-6
 // relative. The norms and losses sum in another order (a block tree against the
-// CPU's chunks, both in double): 1e-5 relative.
+// CPU's chunks, both in double): 1e-5 relative. Convolutions sum in float in
+// another order (strict FP32, no TF32): 1e-4 of the largest magnitude.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "engine/device_buffer.h"
+#include "kernels/conv.h"
 #include "kernels/crop.h"
 #include "kernels/dropout.h"
 #include "kernels/loss.h"
@@ -171,6 +173,41 @@ TEST_F(GpuKernels, LossesMatchCpu) {
       EXPECT_NEAR(gpu, cpu, 1e-6 * (1 + std::fabs(cpu))) << what;
       expect_near(download(gdz), dz, 1e-5, what + " dlogits");
     }
+}
+
+TEST_F(GpuKernels, CudnnConvolutionMatchesCpu) {
+  cudnnHandle_t handle;
+  UNET_CUDNN_CHECK(cudnnCreate(&handle));
+  struct Case {
+    Shape in;
+    int64_t co;
+    ConvSpec spec;
+  };
+  for (const Case& k : {Case{shape2d(2, 3, 17, 19), 5, {3, Padding::same}}, Case{shape2d(2, 4, 16, 16), 3, {3, Padding::valid}},
+                        Case{shape2d(1, 6, 8, 8), 2, {1, Padding::same}}, Case{shape3d(2, 2, 7, 8, 9), 3, {3, Padding::same}},
+                        Case{shape3d(1, 3, 9, 9, 9), 2, {3, Padding::valid}}}) {
+    const Shape out = conv_output_shape(k.in, k.co, k.spec);
+    const int64_t wn = k.co * k.in.c * k.spec.kernel * k.spec.kernel * (k.in.dims == 3 ? k.spec.kernel : 1);
+    auto x = random_vector(k.in.count(), 40), w = random_vector(wn, 41), b = random_vector(k.co, 42);
+    auto dy = random_vector(out.count(), 43), dx = random_vector(k.in.count(), 44);
+    std::vector<float> y(out.count()), dw(wn, 0.5f), db(k.co, -0.5f);
+    std::vector<float> ws(static_cast<size_t>(conv_workspace_floats(k.in, k.co, k.spec)));
+    auto gx = upload(x), gw = upload(w), gb = upload(b), gy = upload(y), gdy = upload(dy), gdx = upload(dx),
+         gdw = upload(dw), gdb = upload(db);
+    ConvCudnn conv(handle, k.in, k.co, k.spec);
+    DeviceBuffer<uint8_t> gws(conv.workspace_bytes());
+    conv.forward(Tensor(gx.data(), k.in), gw.data(), gb.data(), Tensor(gy.data(), out), gws.data(), nullptr);
+    conv_forward(Tensor(x.data(), k.in), w.data(), b.data(), Tensor(y.data(), out), k.spec, ws.data());
+    expect_near(download(gy), y, 1e-4, "conv forward " + k.in.str());
+    conv.backward(Tensor(gx.data(), k.in), gw.data(), Tensor(gdy.data(), out), Tensor(gdx.data(), k.in), gdw.data(),
+                  gdb.data(), GradMode::accumulate, gws.data(), nullptr);
+    conv_backward(Tensor(x.data(), k.in), w.data(), Tensor(dy.data(), out), Tensor(dx.data(), k.in), dw.data(),
+                  db.data(), k.spec, GradMode::accumulate, ws.data());
+    expect_near(download(gdx), dx, 1e-4, "conv dx " + k.in.str());
+    expect_near(download(gdw), dw, 1e-4, "conv dw " + k.in.str());
+    expect_near(download(gdb), db, 1e-4, "conv dbias " + k.in.str());
+  }
+  UNET_CUDNN_CHECK(cudnnDestroy(handle));
 }
 
 TEST_F(GpuKernels, OptimizerStepsMatchCpu) {

@@ -1,0 +1,172 @@
+// Convolution through cuDNN (conv.h's ConvCudnn): Nd descriptors for 2D and 3D,
+// the tensors' own batch strides (a channel slice of a concatenation buffer is
+// described as it lies), deterministic algorithms chosen once per shape.
+#include <cudnn.h>
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/cuda_check.h"
+#include "kernels/conv.h"
+
+namespace unet {
+namespace {
+
+struct Algos {
+  cudnnConvolutionFwdAlgo_t fwd;
+  cudnnConvolutionBwdDataAlgo_t bwd_data;
+  cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+};
+
+// Process-wide: a shape met again (the same layer in the next plan, or its twin
+// at another level) reuses the choice, which a timed search makes expensive.
+std::mutex g_cache_mutex;
+std::map<std::string, Algos> g_cache;
+
+// N, C, [D,] H, W with the tensor's batch stride.
+void describe(cudnnTensorDescriptor_t d, const Shape& s, int64_t batch_stride) {
+  // The descriptors hold 32-bit sizes and strides.
+  if (s.n * batch_stride > INT32_MAX)
+    throw std::invalid_argument("cuDNN: tensor " + s.str() + " has more than 2^31 elements; use a smaller batch");
+  const int nd = s.dims + 2;
+  std::vector<int> dims{int(s.n), int(s.c)}, strides{int(batch_stride), int(s.spatial())};
+  if (s.dims == 3) dims.push_back(int(s.d)), strides.push_back(int(s.h * s.w));
+  dims.push_back(int(s.h)), strides.push_back(int(s.w));
+  dims.push_back(int(s.w)), strides.push_back(1);
+  UNET_CUDNN_CHECK(cudnnSetTensorNdDescriptor(d, CUDNN_DATA_FLOAT, nd, dims.data(), strides.data()));
+}
+
+template <class Perf>
+int pick(const Perf* perf, int count, const char* what) {
+  for (int i = 0; i < count; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].determinism == CUDNN_DETERMINISTIC) return i;
+  throw CudaError(std::string("cuDNN offers no deterministic ") + what + " algorithm for this shape");
+}
+
+}  // namespace
+
+struct ConvCudnn::Impl {
+  cudnnHandle_t handle;
+  Shape in, out;
+  ConvSpec spec;
+  cudnnTensorDescriptor_t x, y, bias;
+  cudnnFilterDescriptor_t w;
+  cudnnConvolutionDescriptor_t conv;
+  Algos algos;
+  size_t workspace = 0;
+};
+
+ConvCudnn::ConvCudnn(cudnnContext* handle, const Shape& in, int64_t out_channels, const ConvSpec& spec, bool tf32,
+                     bool search)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.handle = handle;
+  m.in = in;
+  m.out = conv_output_shape(in, out_channels, spec);
+  m.spec = spec;
+  UNET_CUDNN_CHECK(cudnnCreateTensorDescriptor(&m.x));
+  UNET_CUDNN_CHECK(cudnnCreateTensorDescriptor(&m.y));
+  UNET_CUDNN_CHECK(cudnnCreateTensorDescriptor(&m.bias));
+  UNET_CUDNN_CHECK(cudnnCreateFilterDescriptor(&m.w));
+  UNET_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&m.conv));
+  describe(m.x, in, in.sample());
+  describe(m.y, m.out, m.out.sample());
+  Shape b = m.out;
+  b.n = 1, b.d = 1, b.h = 1, b.w = 1;
+  describe(m.bias, b, b.sample());
+  const int nd = in.dims;
+  std::vector<int> filter{int(out_channels), int(in.c)}, pad(nd, spec.padding == Padding::same ? spec.kernel / 2 : 0),
+      one(nd, 1);
+  for (int i = 0; i < nd; ++i) filter.push_back(spec.kernel);
+  UNET_CUDNN_CHECK(cudnnSetFilterNdDescriptor(m.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, nd + 2, filter.data()));
+  UNET_CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(m.conv, nd, pad.data(), one.data(), one.data(),
+                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  UNET_CUDNN_CHECK(cudnnSetConvolutionMathType(m.conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+
+  const std::string key = in.str() + ">" + std::to_string(out_channels) + " k" + std::to_string(spec.kernel) +
+                          (spec.padding == Padding::same ? " same" : " valid") + (tf32 ? " tf32" : " fp32");
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  if (auto it = g_cache.find(key); it != g_cache.end()) {
+    m.algos = it->second;
+  } else {
+    constexpr int kMax = 16;
+    int n = 0;
+    cudnnConvolutionFwdAlgoPerf_t fwd[kMax];
+    cudnnConvolutionBwdDataAlgoPerf_t data[kMax];
+    cudnnConvolutionBwdFilterAlgoPerf_t filt[kMax];
+    if (search) {
+      UNET_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(handle, m.x, m.w, m.conv, m.y, kMax, &n, fwd));
+      m.algos.fwd = fwd[pick(fwd, n, "forward")].algo;
+      UNET_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(handle, m.w, m.y, m.conv, m.x, kMax, &n, data));
+      m.algos.bwd_data = data[pick(data, n, "backward-data")].algo;
+      UNET_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(handle, m.x, m.y, m.conv, m.w, kMax, &n, filt));
+      m.algos.bwd_filter = filt[pick(filt, n, "backward-filter")].algo;
+    } else {
+      UNET_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, m.x, m.w, m.conv, m.y, kMax, &n, fwd));
+      m.algos.fwd = fwd[pick(fwd, n, "forward")].algo;
+      UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, m.w, m.y, m.conv, m.x, kMax, &n, data));
+      m.algos.bwd_data = data[pick(data, n, "backward-data")].algo;
+      UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, m.x, m.y, m.conv, m.w, kMax, &n, filt));
+      m.algos.bwd_filter = filt[pick(filt, n, "backward-filter")].algo;
+    }
+    g_cache[key] = m.algos;
+  }
+  size_t a = 0, b2 = 0, c = 0;
+  UNET_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle, m.x, m.w, m.conv, m.y, m.algos.fwd, &a));
+  UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle, m.w, m.y, m.conv, m.x, m.algos.bwd_data, &b2));
+  UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle, m.x, m.y, m.conv, m.w, m.algos.bwd_filter, &c));
+  m.workspace = std::max(a, std::max(b2, c));
+}
+
+ConvCudnn::~ConvCudnn() {
+  Impl& m = *impl_;
+  cudnnDestroyTensorDescriptor(m.x);
+  cudnnDestroyTensorDescriptor(m.y);
+  cudnnDestroyTensorDescriptor(m.bias);
+  cudnnDestroyFilterDescriptor(m.w);
+  cudnnDestroyConvolutionDescriptor(m.conv);
+}
+
+size_t ConvCudnn::workspace_bytes() const { return impl_->workspace; }
+
+void ConvCudnn::forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace,
+                        Stream stream) const {
+  const Impl& m = *impl_;
+  expect_shape("ConvCudnn::forward", "x", x.shape, m.in);
+  expect_shape("ConvCudnn::forward", "y", y.shape, m.out);
+  UNET_CUDNN_CHECK(cudnnSetStream(m.handle, stream));
+  describe(m.x, x.shape, x.batch_stride);
+  describe(m.y, y.shape, y.batch_stride);
+  const float one = 1.f, zero = 0.f;
+  UNET_CUDNN_CHECK(cudnnConvolutionForward(m.handle, &one, m.x, x.data, m.w, w, m.conv, m.algos.fwd, workspace,
+                                           m.workspace, &zero, m.y, y.data));
+  if (bias) UNET_CUDNN_CHECK(cudnnAddTensor(m.handle, &one, m.bias, bias, &one, m.y, y.data));
+}
+
+void ConvCudnn::backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
+                         GradMode mode, void* workspace, Stream stream) const {
+  const Impl& m = *impl_;
+  expect_shape("ConvCudnn::backward", "x", x.shape, m.in);
+  expect_shape("ConvCudnn::backward", "dy", dy.shape, m.out);
+  UNET_CUDNN_CHECK(cudnnSetStream(m.handle, stream));
+  const float one = 1.f, zero = 0.f;
+  describe(m.x, x.shape, x.batch_stride);
+  describe(m.y, dy.shape, dy.batch_stride);
+  // Parameter gradients accumulate (beta = 1), as on the CPU.
+  UNET_CUDNN_CHECK(cudnnConvolutionBackwardFilter(m.handle, &one, m.x, x.data, m.y, dy.data, m.conv,
+                                                  m.algos.bwd_filter, workspace, m.workspace, &one, m.w, dw));
+  if (dbias) UNET_CUDNN_CHECK(cudnnConvolutionBackwardBias(m.handle, &one, m.y, dy.data, &one, m.bias, dbias));
+  if (dx.data) {
+    expect_shape("ConvCudnn::backward", "dx", dx.shape, m.in);
+    describe(m.x, dx.shape, dx.batch_stride);
+    UNET_CUDNN_CHECK(cudnnConvolutionBackwardData(m.handle, &one, m.w, w, m.y, dy.data, m.conv, m.algos.bwd_data,
+                                                  workspace, m.workspace,
+                                                  mode == GradMode::accumulate ? &one : &zero, m.x, dx.data));
+  }
+}
+
+}  // namespace unet
