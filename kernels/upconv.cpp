@@ -21,7 +21,7 @@ struct Geometry {
   }
   // Offset in an output channel plane of output row for input row r, tap (a, b).
   int64_t out_row(int64_t r, int64_t a, int64_t b) const {
-    return ((zs * (r / h) + a) * 2 * h + 2 * (r % h) + b) * 2 * w;
+    return upconv_output_offset(r / h, r % h, 0, int(a * 4 + b * 2), h, w, zs);
   }
 };
 

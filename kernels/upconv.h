@@ -27,4 +27,25 @@ void upconv_forward(const Tensor& x, const float* w, const float* bias, const Te
 void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
                      GradMode mode, float* workspace);
 
+// Where input position (z, y, x) of an h x w plane sends tap t = (a * 2 + b) * 2 + c
+// within an output channel plane (zs: 2 in 3D, 1 in 2D). Shared by the CPU scatter
+// and the CUDA kernels.
+UNET_HD int64_t upconv_output_offset(int64_t z, int64_t y, int64_t x, int tap, int64_t h, int64_t w, int64_t zs) {
+  const int64_t a = tap / 4, b = (tap / 2) % 2, c = tap % 2;
+  return ((zs * z + a) * 2 * h + 2 * y + b) * 2 * w + 2 * x + c;
+}
+
+#ifdef UNET_CUDA
+}  // namespace unet
+struct cublasContext;  // cublasHandle_t without the cuBLAS headers
+namespace unet {
+// The same contract on device pointers: one cuBLAS GEMM per sample and a
+// scatter (gather in backward); the workspace holds upconv_workspace_floats_cuda.
+int64_t upconv_workspace_floats_cuda(const Shape& in, int64_t out_channels);
+void upconv_forward_cuda(cublasContext* handle, const Tensor& x, const float* w, const float* bias, const Tensor& y,
+                         float* workspace, Stream stream);
+void upconv_backward_cuda(cublasContext* handle, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx,
+                          float* dw, float* dbias, GradMode mode, float* workspace, Stream stream);
+#endif
+
 }  // namespace unet

@@ -1,4 +1,4 @@
-// CPU/GPU parity for the cuDNN convolution, max-pool, crop, dropout, batch and
+// CPU/GPU parity for the cuDNN convolution, the up-convolution, max-pool, crop, dropout, batch and
 // instance norm, every loss and the optimizer step, 2D and 3D, odd sizes and channel-slice views. Skips, saying
 // so, where no GPU is present. Tolerances: pooling, cropping and dropout move
 // values without arithmetic (or multiply by the same factor): bit-identical.
@@ -20,6 +20,7 @@
 #include "kernels/maxpool.h"
 #include "kernels/norm.h"
 #include "kernels/optimizer.h"
+#include "kernels/upconv.h"
 #include "tests/gradcheck.h"
 
 namespace unet {
@@ -208,6 +209,36 @@ TEST_F(GpuKernels, CudnnConvolutionMatchesCpu) {
     expect_near(download(gdb), db, 1e-4, "conv dbias " + k.in.str());
   }
   UNET_CUDNN_CHECK(cudnnDestroy(handle));
+}
+
+TEST_F(GpuKernels, UpConvolutionMatchesCpu) {
+  cublasHandle_t handle;
+  UNET_CUBLAS_CHECK(cublasCreate(&handle));
+  for (auto [in, co] : {std::pair{shape2d(2, 6, 5, 7), int64_t(3)}, std::pair{shape3d(2, 4, 3, 4, 5), int64_t(2)}}) {
+    const Shape out = upconv_output_shape(in, co);
+    const int64_t wn = in.c * co * (in.dims == 3 ? 8 : 4);
+    auto x = random_vector(in.count(), 50), w = random_vector(wn, 51), b = random_vector(co, 52);
+    auto dy = random_vector(out.count(), 53), dx = random_vector(in.count(), 54);
+    std::vector<float> y(out.count()), dw(wn, 0.5f), db(co, -0.5f);
+    std::vector<float> ws(static_cast<size_t>(upconv_workspace_floats(in, co)));
+    auto gx = upload(x), gw = upload(w), gb = upload(b), gy = upload(y), gdy = upload(dy), gdx = upload(dx),
+         gdw = upload(dw), gdb = upload(db);
+    DeviceBuffer<float> gws(static_cast<size_t>(upconv_workspace_floats_cuda(in, co)));
+    upconv_forward_cuda(handle, Tensor(gx.data(), in), gw.data(), gb.data(), Tensor(gy.data(), out), gws.data(),
+                        nullptr);
+    upconv_forward(Tensor(x.data(), in), w.data(), b.data(), Tensor(y.data(), out), ws.data());
+    expect_near(download(gy), y, 1e-4, "upconv forward " + in.str());
+    for (GradMode mode : {GradMode::accumulate, GradMode::overwrite}) {
+      upconv_backward_cuda(handle, Tensor(gx.data(), in), gw.data(), Tensor(gdy.data(), out), Tensor(gdx.data(), in),
+                           gdw.data(), gdb.data(), mode, gws.data(), nullptr);
+      upconv_backward(Tensor(x.data(), in), w.data(), Tensor(dy.data(), out), Tensor(dx.data(), in), dw.data(),
+                      db.data(), mode, ws.data());
+      expect_near(download(gdx), dx, 1e-4, "upconv dx " + in.str());
+      expect_near(download(gdw), dw, 1e-4, "upconv dw " + in.str());
+      expect_near(download(gdb), db, 1e-4, "upconv dbias " + in.str());
+    }
+  }
+  UNET_CUBLAS_CHECK(cublasDestroy(handle));
 }
 
 TEST_F(GpuKernels, OptimizerStepsMatchCpu) {
