@@ -38,14 +38,7 @@ void confusion_accumulate(const Tensor& logits, const int32_t* labels, Head head
         throw std::invalid_argument("label " + std::to_string(label) + " at voxel " + std::to_string(i) +
                                     " of sample " + std::to_string(n) + " is outside the " + std::to_string(k) +
                                     " classes");
-      int p = 0;
-      if (head == Head::sigmoid) {
-        p = x[i] > 0.f ? 1 : 0;
-      } else {
-        float best = x[i];
-        for (int c = 1; c < k; ++c)
-          if (x[c * plane + i] > best) best = x[c * plane + i], p = c;
-      }
+      const int p = predicted_class(x + i, plane, k, head == Head::sigmoid);
       ++pred[p];
       ++lab[label];
       if (p == label) ++tp[p];

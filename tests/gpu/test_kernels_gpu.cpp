@@ -1,4 +1,5 @@
-// CPU/GPU parity for the cuDNN convolution, the up-convolution, max-pool, crop, dropout, batch and
+// CPU/GPU parity for the cuDNN convolution, the up-convolution, max-pool, the
+// confusion counts, crop, dropout, batch and
 // instance norm, every loss and the optimizer step, 2D and 3D, odd sizes and channel-slice views. Skips, saying
 // so, where no GPU is present. Tolerances: pooling, cropping and dropout move
 // values without arithmetic (or multiply by the same factor): bit-identical.
@@ -18,6 +19,7 @@
 #include "kernels/dropout.h"
 #include "kernels/loss.h"
 #include "kernels/maxpool.h"
+#include "kernels/metrics.h"
 #include "kernels/norm.h"
 #include "kernels/optimizer.h"
 #include "kernels/upconv.h"
@@ -239,6 +241,26 @@ TEST_F(GpuKernels, UpConvolutionMatchesCpu) {
     }
   }
   UNET_CUBLAS_CHECK(cublasDestroy(handle));
+}
+
+TEST_F(GpuKernels, ConfusionCountsMatchCpu) {
+  for (Head head : {Head::sigmoid, Head::softmax}) {
+    const Shape s = shape3d(2, head == Head::sigmoid ? 1 : 4, 5, 6, 7);
+    const int k = head_classes(head, s);
+    const int64_t voxels = s.n * s.spatial();
+    auto z = random_vector(s.count(), 60);
+    std::vector<int32_t> labels(voxels);
+    for (int64_t i = 0; i < voxels; ++i) labels[i] = static_cast<int32_t>((i * 5 + i / 3) % (k + 1));  // k: ignored
+    auto gz = upload(z);
+    auto glabels = upload(labels);
+    DeviceBuffer<unsigned long long> ws(static_cast<size_t>(3 * k + 1));
+    Confusion gpu(k), cpu(k);
+    confusion_accumulate_cuda(Tensor(gz.data(), s), glabels.data(), head, k, gpu, ws.data(), nullptr);
+    confusion_accumulate(Tensor(z.data(), s), labels.data(), head, k, cpu);
+    EXPECT_EQ(gpu.tp, cpu.tp);
+    EXPECT_EQ(gpu.fp, cpu.fp);
+    EXPECT_EQ(gpu.fn, cpu.fn);
+  }
 }
 
 TEST_F(GpuKernels, OptimizerStepsMatchCpu) {
