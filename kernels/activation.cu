@@ -25,26 +25,6 @@ __global__ void act_backward_kernel(const float* y, float* dy, int64_t channels,
   }
 }
 
-// One block per channel; a fixed per-thread order and a tree in shared memory make
-// the sum the same on every run (no atomics).
-__global__ void bias_grad_kernel(const float* dy, float* dbias, int64_t samples, int64_t plane,
-                                 int64_t batch_stride) {
-  __shared__ float partial[kThreads];
-  const int64_t c = blockIdx.x;
-  float s = 0.f;
-  for (int64_t n = 0; n < samples; ++n) {
-    const float* p = dy + n * batch_stride + c * plane;
-    for (int64_t i = threadIdx.x; i < plane; i += blockDim.x) s += p[i];
-  }
-  partial[threadIdx.x] = s;
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) dbias[c] += partial[0];
-}
-
 }  // namespace
 
 void bias_act_forward_cuda(const Tensor& y, const float* bias, ActivationSpec act, Stream stream) {
@@ -64,8 +44,8 @@ void bias_act_backward_cuda(const Tensor& y, const Tensor& dy, float* dbias, Act
       y.data, dy.data, s.c, s.spatial(), y.batch_stride, dy.batch_stride, s.count(), act.kind, act.slope);
   UNET_CUDA_CHECK_LAUNCH();
   if (dbias) {
-    bias_grad_kernel<<<static_cast<unsigned>(s.c), kThreads, 0, stream>>>(dy.data, dbias, s.n, s.spatial(),
-                                                                          dy.batch_stride);
+    channel_sum_kernel<<<static_cast<unsigned>(s.c), kThreads, 0, stream>>>(dy.data, dbias, s.n, s.spatial(),
+                                                                            dy.batch_stride);
     UNET_CUDA_CHECK_LAUNCH();
   }
 }

@@ -18,4 +18,27 @@ inline int blocks_for(int64_t total) {
 #define UNET_GRID_LOOP(i, total) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (total); i += int64_t(gridDim.x) * blockDim.x)
 
+// sums[c] += the sum of x[n, c, ...] over every sample n and the plane: one block
+// per channel (launch with `channels` blocks of kThreads), a fixed per-thread
+// order and a fixed tree, so the sum repeats bit for bit (no atomics). A
+// template, so that every .cu including this header may launch it.
+template <int Threads = kThreads>
+__global__ void channel_sum_kernel(const float* x, float* sums, int64_t samples, int64_t plane,
+                                   int64_t batch_stride) {
+  __shared__ float partial[Threads];
+  const int64_t c = blockIdx.x;
+  float s = 0.f;
+  for (int64_t n = 0; n < samples; ++n) {
+    const float* p = x + n * batch_stride + c * plane;
+    for (int64_t i = threadIdx.x; i < plane; i += blockDim.x) s += p[i];
+  }
+  partial[threadIdx.x] = s;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) sums[c] += partial[0];
+}
+
 }  // namespace unet

@@ -47,23 +47,6 @@ __global__ void gather_kernel(const float* dy, float* product, Geometry g, int64
   }
 }
 
-// dbias[co] += sum over samples and positions of dy[n, co], one block per
-// channel, a fixed order: deterministic.
-__global__ void bias_grad_kernel(const float* dy, float* dbias, int64_t samples, int64_t plane, int64_t stride) {
-  __shared__ float partial[kThreads];
-  const int64_t co = blockIdx.x;
-  float s = 0.f;
-  for (int64_t n = 0; n < samples; ++n)
-    for (int64_t i = threadIdx.x; i < plane; i += blockDim.x) s += dy[n * stride + co * plane + i];
-  partial[threadIdx.x] = s;
-  __syncthreads();
-  for (int step = blockDim.x / 2; step > 0; step /= 2) {
-    if (threadIdx.x < step) partial[threadIdx.x] += partial[threadIdx.x + step];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) dbias[co] += partial[0];
-}
-
 }  // namespace
 
 int64_t upconv_workspace_floats_cuda(const Shape& in, int64_t out_channels) {
@@ -99,8 +82,8 @@ void upconv_backward_cuda(cublasContext* handle, const Tensor& x, const float* w
            mode == GradMode::accumulate ? 1.f : 0.f, dx.sample(n), plane);
   }
   if (dbias) {
-    bias_grad_kernel<<<static_cast<unsigned>(g.co), kThreads, 0, stream>>>(dy.data, dbias, dy.shape.n,
-                                                                           dy.shape.spatial(), dy.batch_stride);
+    channel_sum_kernel<<<static_cast<unsigned>(g.co), kThreads, 0, stream>>>(dy.data, dbias, dy.shape.n,
+                                                                             dy.shape.spatial(), dy.batch_stride);
     UNET_CUDA_CHECK_LAUNCH();
   }
 }
