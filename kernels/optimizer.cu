@@ -21,7 +21,37 @@ __global__ void adam_kernel(float* p, const float* g, float* m, float* v, int64_
   UNET_GRID_LOOP(i, count) adam_update(p[i], g[i] * scale, m[i], v[i], lr, bias1, bias2, s);
 }
 
+__global__ void squares_kernel(const float* g, int64_t count, double* partial) {
+  __shared__ double tree[kThreads];
+  double s = 0;
+  UNET_GRID_LOOP(i, count) s += double(g[i]) * double(g[i]);
+  tree[threadIdx.x] = s;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) tree[threadIdx.x] += tree[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[blockIdx.x] = tree[0];
+}
+
+__global__ void total_kernel(const double* partial, double* total) {
+  double s = 0;
+  for (int b = 0; b < kGradientNormBlocks; ++b) s += partial[b];
+  *total = s;
+}
+
 }  // namespace
+
+double gradient_norm_cuda(const float* grads, int64_t count, double* workspace, Stream stream) {
+  squares_kernel<<<kGradientNormBlocks, kThreads, 0, stream>>>(grads, count, workspace);
+  UNET_CUDA_CHECK_LAUNCH();
+  total_kernel<<<1, 1, 0, stream>>>(workspace, workspace + kGradientNormBlocks);
+  UNET_CUDA_CHECK_LAUNCH();
+  double total = 0;
+  UNET_CUDA_CHECK(cudaMemcpyAsync(&total, workspace + kGradientNormBlocks, sizeof total, cudaMemcpyDeviceToHost, stream));
+  UNET_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return std::sqrt(total);
+}
 
 void optimizer_step_cuda(float* params, const float* grads, float* m, float* v, int64_t count,
                          const OptimizerSpec& spec, float lr, int64_t step, float grad_scale, Stream stream) {

@@ -60,6 +60,11 @@ double gradient_norm(const float* grads, int64_t count);
 // One fused kernel over device buffers; the same updates as optimizer_step.
 void optimizer_step_cuda(float* params, const float* grads, float* m, float* v, int64_t count,
                          const OptimizerSpec& spec, float lr, int64_t step, float grad_scale, Stream stream);
+// The gradient's norm on the device: a fixed grid summing squares in double, the
+// blocks added in order (deterministic); `workspace` holds
+// kGradientNormBlocks + 1 doubles; the norm comes to the host (a copy and a wait).
+constexpr int kGradientNormBlocks = 256;
+double gradient_norm_cuda(const float* grads, int64_t count, double* workspace, Stream stream);
 #endif
 
 // The factor that clips a gradient of norm `norm` to at most max_norm

@@ -281,5 +281,15 @@ TEST_F(GpuKernels, OptimizerStepsMatchCpu) {
   }
 }
 
+TEST_F(GpuKernels, GradientNormMatchesCpuAndRepeats) {
+  const int64_t n = 1000003;
+  const auto g = random_vector(n, 70);
+  auto gg = upload(g);
+  DeviceBuffer<double> ws(kGradientNormBlocks + 1);
+  const double gpu = gradient_norm_cuda(gg.data(), n, ws.data(), nullptr);
+  EXPECT_NEAR(gpu, gradient_norm(g.data(), n), 1e-9 * gpu);
+  EXPECT_EQ(gradient_norm_cuda(gg.data(), n, ws.data(), nullptr), gpu);  // deterministic
+}
+
 }  // namespace
 }  // namespace unet
