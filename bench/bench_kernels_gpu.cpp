@@ -1,6 +1,8 @@
-// The CUDA kernels, memory-bound: bytes/s and, with UNET_PEAK_GBPS (an H100
-// SXM: 3350), the fraction of HBM bandwidth. Timed with CUDA events around each
-// launch (manual time). Without a GPU every benchmark says so and skips.
+// The CUDA kernels: the cuDNN convolution in FLOP/s (with UNET_PEAK_GFLOPS, the
+// fraction of peak: an H100 SXM does about 67,000 FP32 and 495,000 dense TF32),
+// the memory-bound kernels in bytes/s (with UNET_PEAK_GBPS, an H100 SXM: 3350,
+// the fraction of HBM bandwidth). Timed with CUDA events around each launch
+// (manual time). Without a GPU every benchmark says so and skips.
 #include <benchmark/benchmark.h>
 
 #include <vector>
@@ -8,9 +10,12 @@
 #include "bench/counters.h"
 #include "engine/device_buffer.h"
 #include "kernels/activation.h"
+#include "kernels/conv.h"
 #include "kernels/crop.h"
 #include "kernels/dropout.h"
+#include "kernels/loss.h"
 #include "kernels/maxpool.h"
+#include "kernels/norm.h"
 #include "kernels/optimizer.h"
 
 namespace unet {
@@ -102,6 +107,65 @@ void BM_GpuDropoutForward(benchmark::State& state) {
     bench::report_bytes(state, 2.0 * s.count() * sizeof(float));
 }
 BENCHMARK(BM_GpuDropoutForward)->ArgName("dims")->Arg(2)->Arg(3)->UseManualTime();
+
+// 3x3 convolution of the paper's first level (64 -> 64, 512 x 512, batch 8) and a
+// 3D level (32 -> 32, 128 x 128 x 64, batch 2); range(1): TF32.
+void BM_GpuConv(benchmark::State& state) {
+  if (cuda_device_count() == 0) return state.SkipWithError("no CUDA GPU on this machine");
+  const bool three_d = state.range(0) == 3, tf32 = state.range(1) == 1, backward = state.range(2) == 1;
+  const Shape in = three_d ? shape3d(2, 32, 64, 128, 128) : shape2d(8, 64, 512, 512);
+  const ConvSpec spec{3, Padding::same};
+  const Shape out = conv_output_shape(in, in.c, spec);
+  cudnnHandle_t handle;
+  UNET_CUDNN_CHECK(cudnnCreate(&handle));
+  {
+    ConvCudnn conv(handle, in, in.c, spec, tf32);
+    auto x = filled(in.count()), y = filled(out.count()), dy = filled(out.count()), dx = filled(in.count());
+    auto w = filled(in.c * in.c * (three_d ? 27 : 9)), dw = filled(in.c * in.c * (three_d ? 27 : 9)), b = filled(in.c);
+    DeviceBuffer<uint8_t> ws(conv.workspace_bytes());
+    if (time_launches(state, [&] {
+          if (backward)
+            conv.backward(Tensor(x.data(), in), w.data(), Tensor(dy.data(), out), Tensor(dx.data(), in), dw.data(),
+                          b.data(), GradMode::overwrite, ws.data(), nullptr);
+          else
+            conv.forward(Tensor(x.data(), in), w.data(), b.data(), Tensor(y.data(), out), ws.data(), nullptr);
+        }))
+      bench::report_flops(state, (backward ? 4.0 : 2.0) * double(conv_macs(in, in.c, spec)));
+  }
+  UNET_CUDNN_CHECK(cudnnDestroy(handle));
+}
+BENCHMARK(BM_GpuConv)->ArgNames({"dims", "tf32", "backward"})->ArgsProduct({{2, 3}, {0, 1}, {0, 1}})->UseManualTime();
+
+void BM_GpuBatchNormForward(benchmark::State& state) {
+  if (cuda_device_count() == 0) return state.SkipWithError("no CUDA GPU on this machine");
+  const Shape s = activations(state);
+  auto x = filled(s.count()), y = filled(s.count()), gamma = filled(s.c), beta = filled(s.c), mean = filled(s.c),
+       invstd = filled(s.c), rm = filled(s.c), rv = filled(s.c);
+  DeviceBuffer<double> ws(static_cast<size_t>(3 * s.c));
+  if (time_launches(state, [&] {
+        norm_forward_train_cuda(Tensor(x.data(), s), Tensor(y.data(), s), gamma.data(), beta.data(), mean.data(),
+                                invstd.data(), rm.data(), rv.data(), {}, ws.data(), nullptr);
+      }))
+    bench::report_bytes(state, 4.0 * s.count() * sizeof(float));  // x read twice for the moments, once to apply; y written
+}
+BENCHMARK(BM_GpuBatchNormForward)->ArgName("dims")->Arg(2)->Arg(3)->UseManualTime();
+
+// Sigmoid + Dice + CE: pass 1 reads logits and labels and writes the probabilities; pass 2 reads
+// labels and probabilities and writes the gradient: 24 bytes a voxel.
+void BM_GpuLossDiceCe(benchmark::State& state) {
+  if (cuda_device_count() == 0) return state.SkipWithError("no CUDA GPU on this machine");
+  const Shape s = state.range(0) == 3 ? shape3d(2, 1, 128, 128, 64) : shape2d(8, 1, 512, 512);
+  auto z = filled(s.count()), dz = filled(s.count());
+  DeviceBuffer<int32_t> labels(static_cast<size_t>(s.count()));
+  labels.zero(nullptr);
+  DeviceBuffer<double> ws(static_cast<size_t>(loss_workspace_doubles(s)));
+  const LossSpec spec = make_loss(LossKind::dice_ce, Head::sigmoid);
+  if (time_launches(state, [&] {
+        loss_forward_backward_cuda(Tensor(z.data(), s), labels.data(), Tensor(dz.data(), s), spec, ws.data(), nullptr);
+      }))
+    bench::report_bytes(state, double(s.count()) * (3 * sizeof(float) + 2 * sizeof(int32_t) + sizeof(float)));
+}
+BENCHMARK(BM_GpuLossDiceCe)->ArgName("dims")->Arg(2)->Arg(3)->UseManualTime();
 
 // The paper's U-Net: 31 M parameters; Adam reads p, g, m, v and writes p, m, v.
 void BM_GpuAdamStep(benchmark::State& state) {
