@@ -46,8 +46,8 @@ class Communicator {
 std::unique_ptr<Communicator> make_single_process_communicator();
 
 // Gloo over TCP. `store_dir` is the shared folder for the rendezvous (created
-// when missing); this host's name (or `host` when given) is where the other
-// ranks reach this one. Throws std::runtime_error saying what failed, with the
+// when missing); the other ranks reach this one at `host` when given, else on
+// the interface GLOO_SOCKET_IFNAME names, else at this host's name. Throws std::runtime_error saying what failed, with the
 // hint that a rank that never came would show as a timeout.
 std::unique_ptr<Communicator> make_gloo_communicator(const RankInfo& who, const std::string& store_dir,
                                                      const std::string& host = "");

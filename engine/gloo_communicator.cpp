@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <gloo/allreduce.h>
 #include <gloo/barrier.h>
@@ -25,16 +26,25 @@ constexpr int64_t kPiece = int64_t(1) << 24;
 class GlooCommunicator final : public Communicator {
  public:
   GlooCommunicator(const RankInfo& who, const std::string& store_dir, const std::string& host) {
+    // Where the others reach this rank: `host`, else the interface named by
+    // GLOO_SOCKET_IFNAME (as PyTorch reads it: for nodes whose host name
+    // resolves to loopback or to the wrong network), else this host's name.
     std::string address = host;
-    if (address.empty()) {
-      char name[256] = {};
-      ::gethostname(name, sizeof name - 1);
-      address = name;
+    const char* iface = std::getenv("GLOO_SOCKET_IFNAME");
+    gloo::transport::tcp::attr attr;
+    if (address.empty() && iface && *iface) {
+      attr.iface = iface;
+      address = std::string("interface ") + iface;
+    } else {
+      if (address.empty()) {
+        char name[256] = {};
+        ::gethostname(name, sizeof name - 1);
+        address = name;
+      }
+      attr.hostname = address;
     }
     try {
       std::filesystem::create_directories(store_dir);
-      gloo::transport::tcp::attr attr;
-      attr.hostname = address;
       device_ = gloo::transport::tcp::CreateDevice(attr);
       gloo::rendezvous::FileStore store(store_dir);
       auto ctx = std::make_shared<gloo::rendezvous::Context>(who.rank, who.world);
