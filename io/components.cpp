@@ -29,6 +29,26 @@ std::vector<int32_t> connected_components(const int32_t* mask, std::array<int64_
   return out;
 }
 
+int64_t keep_largest_component(int32_t* mask, std::array<int64_t, 3> dims, int classes) {
+  const int64_t n = dims[0] * dims[1] * dims[2];
+  int64_t cleared = 0;
+  std::vector<int32_t> one(static_cast<size_t>(n));
+  for (int c = 1; c < classes; ++c) {
+    for (int64_t i = 0; i < n; ++i) one[i] = mask[i] == c;
+    int32_t count = 0;
+    const std::vector<int32_t> comp = connected_components(one.data(), dims, &count);
+    if (count < 2) continue;
+    std::vector<int64_t> size(static_cast<size_t>(count) + 1, 0);
+    for (int64_t i = 0; i < n; ++i) ++size[comp[i]];
+    int32_t keep = 1;
+    for (int32_t k = 2; k <= count; ++k)
+      if (size[k] > size[keep]) keep = k;
+    for (int64_t i = 0; i < n; ++i)
+      if (comp[i] && comp[i] != keep) mask[i] = 0, ++cleared;
+  }
+  return cleared;
+}
+
 Volume components_rgb(const std::vector<int32_t>& components, int64_t h, int64_t w) {
   Volume v;
   v.c = 3, v.h = h, v.w = w, v.dims = 2;

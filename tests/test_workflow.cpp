@@ -79,6 +79,18 @@ TEST(Workflow, TrainPredictEvaluateVisualize) {
     EXPECT_TRUE(fs::exists(dir / "pred" / f)) << f;
   const Volume mask = read_png((dir / "pred" / "5_mask.png").string());
   EXPECT_EQ(mask.w, 64);
+  // --keep-largest: one object per image (membranes form one network plus
+  // fragments; every image has foreground), never more voxels than without it.
+  const test::Result k = run_unet("predict -w " + q(dir / "run" / "best.safetensors") + " " + q(data / "image") +
+                                  " -o " + q(dir / "largest") + " --keep-largest");
+  ASSERT_EQ(k.status, 0) << k.out;
+  EXPECT_THAT(k.out, HasSubstr("5_mask.png (1 object(s))"));
+  EXPECT_THAT(k.out, ::testing::Not(::testing::ContainsRegex("\\(([02-9]|[1-9][0-9]+) object")));
+  const Volume largest = read_png((dir / "largest" / "5_mask.png").string());
+  double before = 0, after = 0;
+  for (size_t i = 0; i < mask.voxels.size(); ++i) before += mask.voxels[i] > 0, after += largest.voxels[i] > 0;
+  EXPECT_GT(after, 0);
+  EXPECT_LE(after, before);
 
   const test::Result e = run_unet("evaluate -p " + q(dir / "pred") + " -l " + q(data / "label") + " --label-threshold 127.5 --csv " +
                                   q(dir / "eval.csv"));

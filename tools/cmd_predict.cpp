@@ -1,7 +1,8 @@
 // unet predict: segments images with a trained model. For each input (files, or
 // every image file in a folder) it writes, into --output:
 //   NAME_mask.png / .nii.gz   classes (PNG: 0/255 for two classes, the class
-//                             index otherwise; NIfTI: uint8 keeping the input's header)
+//                             index otherwise; NIfTI: uint8 keeping the input's header);
+//                             --keep-largest: each class's largest component only
 //   NAME_prob.png / .nii.gz   with --probabilities: the foreground probability
 //                             (PNG, 16-bit 0..65535) or every class's (NIfTI float32)
 //   NAME_components.png       2D: connected components, one colour each
@@ -36,7 +37,7 @@ struct PredictCli {
   std::vector<std::string> inputs;
   WindowSpec window;
   int batch = 1;
-  bool probabilities = false;
+  bool probabilities = false, keep_largest = false;
 };
 
 bool is_png(const std::string& path) {
@@ -92,6 +93,8 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("--overlap", o->window.overlap, "Fraction of a tile shared with its neighbour")->capture_default_str();
   cmd->add_flag("--mirror", o->window.mirror, "Average over every flip of the axes (test-time augmentation)");
   cmd->add_flag("--probabilities", o->probabilities, "Also write probability maps");
+  cmd->add_flag("--keep-largest", o->keep_largest,
+                "Keep only the largest connected component of each class in the mask (nnU-Net's post-processing)");
   cmd->callback([o] {
     const Safetensors file = read_safetensors(o->weights);
     const UNetConfig config = stored_config(file, o->weights);
@@ -140,6 +143,10 @@ void add_predict_command(CLI::App& app) {
           classes[i] = best;
         }
         mask[i] = static_cast<float>(classes[i]);
+      }
+      if (o->keep_largest) {
+        keep_largest_component(classes.data(), {image.d, image.h, image.w}, config.classes);
+        for (int64_t i = 0; i < S; ++i) mask[i] = static_cast<float>(classes[i]);
       }
       const std::string base = (fs::path(o->output) / case_name(path)).string();
       int32_t objects = 0;
