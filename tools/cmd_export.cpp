@@ -34,21 +34,11 @@ void add_export_command(CLI::App& app) {
     // A "same" U-Net is planned at its smallest size only to walk its layers; a
     // "valid" one's crops depend on the size, which the graph then fixes.
     std::vector<int64_t> s(config.dims, int64_t(1) << config.depth);
-    if (config.padding == Padding::valid) {
-      std::string size = o->size;
-      if (size.empty()) {
-        const auto it = file.metadata.find("unet.patch");
-        if (it == file.metadata.end()) throw std::invalid_argument(o->weights + " stores no patch size: pass --size");
-        size = it->second;
-      }
-      s = parse_size(size);
-      if (int(s.size()) != config.dims)
-        throw std::invalid_argument("--size " + size + " for a " + std::to_string(config.dims) + "D model");
-    } else if (!o->size.empty()) {
+    if (config.padding == Padding::valid)
+      s = model_input_size(o->size, file.metadata, o->weights, config.dims);
+    else if (!o->size.empty())
       throw std::invalid_argument("--size is for \"valid\" U-Nets; this \"same\" U-Net's ONNX graph takes any size");
-    }
-    model.plan(s.size() == 2 ? shape2d(1, config.in_channels, s[1], s[0])
-                             : shape3d(1, config.in_channels, s[2], s[1], s[0]));
+    model.plan(batch_shape(1, config.in_channels, s));
     export_onnx(o->onnx, model, file.metadata);
     std::printf("%s -> %s (ONNX opset %d, %lld parameters, input \"image\", outputs \"logits\" and \"probabilities\")\n",
                 o->weights.c_str(), o->onnx.c_str(), kOnnxOpset, static_cast<long long>(model.parameter_count()));

@@ -103,17 +103,8 @@ void add_predict_command(CLI::App& app) {
     NormalizationStats norm;
     if (auto it = file.metadata.find("unet.normalization"); it != file.metadata.end())
       norm = normalization_from_json(nlohmann::json::parse(it->second));
-    std::string size = o->size;
-    if (size.empty()) {
-      const auto it = file.metadata.find("unet.patch");
-      if (it == file.metadata.end()) throw std::invalid_argument(o->weights + " stores no patch size: pass --size");
-      size = it->second;
-    }
-    const std::vector<int64_t> s = parse_size(size);
-    if (int(s.size()) != config.dims)
-      throw std::invalid_argument("--size " + size + " for a " + std::to_string(config.dims) + "D model");
-    model.plan(s.size() == 2 ? shape2d(o->batch, config.in_channels, s[1], s[0])
-                             : shape3d(o->batch, config.in_channels, s[2], s[1], s[0]));
+    const std::vector<int64_t> tile = model_input_size(o->size, file.metadata, o->weights, config.dims);
+    model.plan(batch_shape(o->batch, config.in_channels, tile));
     fs::create_directories(o->output);
     const int64_t K = config.head == Head::sigmoid ? 1 : config.classes;
     for (const std::string& path : expand(o->inputs)) {

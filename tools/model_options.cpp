@@ -53,6 +53,24 @@ std::vector<int64_t> parse_size(const std::string& text) {
   return out;
 }
 
+std::vector<int64_t> model_input_size(const std::string& size, const std::map<std::string, std::string>& metadata,
+                                      const std::string& weights_path, int dims) {
+  std::string text = size;
+  if (text.empty()) {
+    const auto it = metadata.find("unet.patch");
+    if (it == metadata.end()) throw std::invalid_argument(weights_path + " stores no patch size: pass --size");
+    text = it->second;
+  }
+  std::vector<int64_t> s = parse_size(text);
+  if (int(s.size()) != dims)
+    throw std::invalid_argument("--size " + text + " for a " + std::to_string(dims) + "D model");
+  return s;
+}
+
+Shape batch_shape(int64_t batch, int64_t channels, const std::vector<int64_t>& s) {
+  return s.size() == 2 ? shape2d(batch, channels, s[1], s[0]) : shape3d(batch, channels, s[2], s[1], s[0]);
+}
+
 void ModelOptions::resolve() {
   const std::map<std::string, NormChoice> norms{{"none", NormChoice::none}, {"batch", NormChoice::batch},
                                                 {"instance", NormChoice::instance}};
@@ -69,8 +87,7 @@ Shape ModelOptions::input_shape() const {
   if (int(s.size()) != config.dims)
     throw std::invalid_argument("--size " + size + " has " + std::to_string(s.size()) + " dimensions, --dims is " +
                                 std::to_string(config.dims));
-  return s.size() == 2 ? shape2d(batch, config.in_channels, s[1], s[0])
-                       : shape3d(batch, config.in_channels, s[2], s[1], s[0]);
+  return batch_shape(batch, config.in_channels, s);
 }
 
 }  // namespace unet

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -26,5 +27,14 @@ void add_model_options(CLI::App& cmd, ModelOptions& o);
 
 // "512x512" -> {512, 512}; "128x128x64" -> {128, 128, 64} (W, H[, D]).
 std::vector<int64_t> parse_size(const std::string& text);
+
+// The input size for a trained model: `size` when given, else the training
+// patch its weights file stores; checked against the model's dimensions.
+// Throws std::invalid_argument saying which is missing or wrong.
+std::vector<int64_t> model_input_size(const std::string& size, const std::map<std::string, std::string>& metadata,
+                                      const std::string& weights_path, int dims);
+
+// batch x channels x the size (W x H[ x D] as parse_size gives it).
+Shape batch_shape(int64_t batch, int64_t channels, const std::vector<int64_t>& size);
 
 }  // namespace unet
