@@ -113,9 +113,6 @@ double loss_forward_backward(const Tensor& logits, const int32_t* labels, const 
   validate(logits, labels, dlogits, s, k);
   const bool sig = s.head == Head::sigmoid;
   const int channels = static_cast<int>(sh.c);
-  if (channels > kMaxLossChannels)
-    throw std::invalid_argument("loss: " + std::to_string(channels) + " channels; at most " +
-                                std::to_string(kMaxLossChannels) + " are supported");
   const int64_t plane = sh.spatial(), voxels = sh.n * plane;
   auto weight = [&](int32_t label) { return s.class_weights.empty() ? 1.0 : double(s.class_weights[label]); };
 

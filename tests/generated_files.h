@@ -15,14 +15,11 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/files.h"
+
 namespace unet::test {
 
 inline std::string quote(const std::string& s) { return "'" + s + "'"; }
-
-inline std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
 
 inline nlohmann::json load_json(const std::string& path) {
   std::ifstream f(path);

@@ -1,5 +1,5 @@
-// Running the `unet` binary (UNET_BINARY, set by CMake) as a user would, and
-// collecting its exit status and output.
+// Running the `unet` binary (UNET_BINARY, set by CMake) or any shell command as
+// a user would, collecting the exit status and output.
 #pragma once
 
 #include <sys/wait.h>
@@ -14,11 +14,9 @@ struct Result {
   std::string out;  // stdout and stderr together
 };
 
-// `prefix` runs before the binary in the same shell (ulimit, trap, cd).
-inline Result run_unet(const std::string& args, const std::string& prefix = "") {
+inline Result run_shell(const std::string& command) {
   Result r;
-  const std::string cmd = prefix + (prefix.empty() ? "" : "; ") + "'" + std::string(UNET_BINARY) + "' " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
   if (!p) return r;
   char buf[4096];
   size_t n;
@@ -26,6 +24,11 @@ inline Result run_unet(const std::string& args, const std::string& prefix = "") 
   const int st = ::pclose(p);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
+}
+
+// `prefix` runs before the binary in the same shell (ulimit, trap, cd).
+inline Result run_unet(const std::string& args, const std::string& prefix = "") {
+  return run_shell(prefix + (prefix.empty() ? "" : "; ") + "'" + std::string(UNET_BINARY) + "' " + args);
 }
 
 }  // namespace unet::test

@@ -79,16 +79,7 @@ std::vector<int64_t> dims_of(const Shape& s) {
 
 // Runs a python check; 77 is its "a module is missing" (the test then skips).
 Result run_python(const std::string& python, const std::string& script, const std::string& args) {
-  Result r;
-  const std::string cmd =
-      quote(python) + " " + quote(std::string(UNET_SOURCE_DIR) + "/tests/data/" + script) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while (p && (n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = p ? ::pclose(p) : -1;
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return test::run_shell(quote(python) + " " + quote(std::string(UNET_SOURCE_DIR) + "/tests/data/" + script) + " " + args);
 }
 
 class ExportTest : public ::testing::TestWithParam<ExportCase> {

@@ -17,13 +17,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <thread>
 
-#include "engine/checkpoint.h"
 #include "engine/communicator.h"
 #include "engine/gradient_reducer.h"
+#include "tests/files.h"
 #include "tests/run_binary.h"
 
 namespace unet {
@@ -146,13 +145,7 @@ TEST(Gloo, BucketedGradientAllReduce) {
   }
 }
 
-// Every weight of a run folder's last.safetensors, in file order.
-std::vector<float> weights(const fs::path& run) {
-  const Safetensors f = read_safetensors((run / "last.safetensors").string());
-  std::vector<float> all;
-  for (const NamedTensor& t : f.tensors) all.insert(all.end(), t.values.begin(), t.values.end());
-  return all;
-}
+std::vector<float> weights(const fs::path& run) { return test::all_weights((run / "last.safetensors").string()); }
 
 // Both ranks as background processes of one shell; the shell's status is rank 0's
 // (rank 1's failure shows in its log, which the caller prints on failure).
@@ -173,8 +166,7 @@ void expect_same_weights(const std::string& model, const std::string& name) {
   const test::Result one = test::run_unet(args + q(dir / "one"), "export OMP_NUM_THREADS=2");
   ASSERT_EQ(one.status, 0) << one.out;
   const test::Result two = two_ranks(args + q(dir / "two"), dir);
-  std::ifstream log(dir / "rank1.log");
-  ASSERT_EQ(two.status, 0) << two.out << "\nrank 1:\n" << std::string(std::istreambuf_iterator<char>(log), {});
+  ASSERT_EQ(two.status, 0) << two.out << "\nrank 1:\n" << test::slurp((dir / "rank1.log").string());
   EXPECT_THAT(two.out, HasSubstr("data parallel: 2 ranks"));
   EXPECT_FALSE(fs::exists(dir / "two" / ".rendezvous" / name)) << "rank 0 leaves no rendezvous behind";
   const std::vector<float> a = weights(dir / "one"), b = weights(dir / "two");

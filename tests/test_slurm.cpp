@@ -10,12 +10,11 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <thread>
 
-#include "engine/checkpoint.h"
+#include "tests/files.h"
+#include "tests/run_binary.h"
 
 namespace unet {
 namespace {
@@ -24,31 +23,9 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-std::string shell(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while (p && (n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  if (p) ::pclose(p);
-  return out;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-int lines_in(const fs::path& p) {
-  std::ifstream f(p);
-  int n = 0;
-  for (std::string l; std::getline(f, l);) ++n;
-  return n;
-}
-
 // `scontrol show job` field, e.g. "JobState"; empty once the job is forgotten.
 std::string job_field(const std::string& id, const std::string& field) {
-  const std::string out = shell("scontrol show job " + id);
+  const std::string out = test::run_shell("scontrol show job " + id).out;
   const size_t at = out.find(field + "=");
   if (at == std::string::npos) return "";
   const size_t b = at + field.size() + 1;
@@ -71,9 +48,10 @@ class Slurm : public ::testing::Test {
   // Submits slurm/train_cpu.sbatch with two tasks; returns the job id.
   std::string submit(const std::string& name, const std::string& train_args) {
     const std::string out =
-        shell("cd '" + std::string(UNET_SOURCE_DIR) + "' && sbatch --parsable --ntasks=2 --cpus-per-task=1 " +
+        test::run_shell("cd '" + std::string(UNET_SOURCE_DIR) + "' && sbatch --parsable --ntasks=2 --cpus-per-task=1 " +
               "--job-name=" + name + " --output='" + (dir_ / (name + ".out")).string() + "' --export=ALL,UNET='" +
-              UNET_BINARY + "' slurm/train_cpu.sbatch --run-dir '" + (dir_ / name).string() + "' " + train_args);
+              UNET_BINARY + "' slurm/train_cpu.sbatch --run-dir '" + (dir_ / name).string() + "' " + train_args)
+            .out;
     const std::string id = out.substr(0, out.find_first_of(";\n"));
     EXPECT_FALSE(id.empty() || id.find_first_not_of("0123456789") != std::string::npos) << out;
     return id;
@@ -92,11 +70,9 @@ class Slurm : public ::testing::Test {
     }
   }
 
-  std::vector<float> weights(const std::string& name) {
-    const Safetensors f = read_safetensors((dir_ / name / "last.safetensors").string());
-    std::vector<float> all;
-    for (const NamedTensor& t : f.tensors) all.insert(all.end(), t.values.begin(), t.values.end());
-    return all;
+  std::string output(const std::string& name) const { return test::slurp((dir_ / (name + ".out")).string()); }
+  std::vector<float> weights(const std::string& name) const {
+    return test::all_weights((dir_ / name / "last.safetensors").string());
   }
 
   fs::path dir_;
@@ -106,8 +82,8 @@ const char* kTiny = "--filters 4 --depth 2 --size 32x32 --batch-size 4 --workers
 
 TEST_F(Slurm, TwoTasksTrainDataParallel) {
   const std::string id = submit("two", std::string(kTiny) + " --steps 10");
-  ASSERT_EQ(wait_done(id, 300), "COMPLETED") << slurp(dir_ / "two.out");
-  const std::string log = slurp(dir_ / "two.out");
+  ASSERT_EQ(wait_done(id, 300), "COMPLETED") << output("two");
+  const std::string log = output("two");
   EXPECT_THAT(log, HasSubstr("data parallel: 2 ranks"));
   EXPECT_THAT(log, HasSubstr("10 steps"));
   EXPECT_EQ(job_field(id, "ExitCode"), "0:0");
@@ -119,17 +95,17 @@ TEST_F(Slurm, SignalledJobRequeuesResumesAndMatchesAnUninterruptedJob) {
   // Long enough (about 8 ms a step here) that the signal lands mid-run.
   const std::string args = std::string(kTiny) + " --steps 1500 --val-every 500";
   const std::string straight = submit("straight", args);
-  ASSERT_EQ(wait_done(straight, 600), "COMPLETED") << slurp(dir_ / "straight.out");
+  ASSERT_EQ(wait_done(straight, 600), "COMPLETED") << output("straight");
 
   const std::string id = submit("signalled", args);
   const auto deadline = Clock::now() + std::chrono::seconds(300);
-  while (lines_in(dir_ / "signalled" / "metrics.jsonl") < 5) {
-    ASSERT_LT(Clock::now(), deadline) << "no progress:\n" << slurp(dir_ / "signalled.out");
+  while (test::lines_in((dir_ / "signalled" / "metrics.jsonl").string()) < 5) {
+    ASSERT_LT(Clock::now(), deadline) << "no progress:\n" << output("signalled");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  shell("scancel --signal=USR1 --batch " + id);
-  ASSERT_EQ(wait_done(id, 600), "COMPLETED") << slurp(dir_ / "signalled.out");
-  const std::string log = slurp(dir_ / "signalled.out");
+  test::run_shell("scancel --signal=USR1 --batch " + id);
+  ASSERT_EQ(wait_done(id, 600), "COMPLETED") << output("signalled");
+  const std::string log = output("signalled");
   EXPECT_THAT(log, HasSubstr("requeueing job " + id));
   EXPECT_THAT(log, ::testing::ContainsRegex("stopped by a signal at step [0-9]+;"));
   EXPECT_THAT(log, ::testing::Not(HasSubstr("stopped by a signal at step 1500;"))) << "the signal came too late";

@@ -17,6 +17,7 @@
 #include "engine/checkpoint.h"
 #include "io/png.h"
 #include "io/synthetic.h"
+#include "tests/files.h"
 #include "tests/run_binary.h"
 
 namespace unet {
@@ -130,12 +131,6 @@ TEST(Workflow, LoadWeightsAndFreezeTheEncoder) {
   EXPECT_THAT(twice.out, HasSubstr("already holds a checkpoint"));
 }
 
-std::vector<float> all_weights(const fs::path& file) {
-  std::vector<float> out;
-  for (const NamedTensor& t : read_safetensors(file.string()).tensors) out.insert(out.end(), t.values.begin(), t.values.end());
-  return out;
-}
-
 // Starts the binary with `args` (split at spaces), output to `log`; returns its pid.
 pid_t spawn(const std::string& args, const fs::path& log) {
   std::vector<std::string> words{UNET_BINARY};
@@ -158,12 +153,6 @@ pid_t spawn(const std::string& args, const fs::path& log) {
   return pid;
 }
 
-int lines_in(const fs::path& file) {
-  std::ifstream f(file);
-  int n = 0;
-  for (std::string l; std::getline(f, l);) ++n;
-  return n;
-}
 
 // SIGTERM mid-run: exit 75 with a checkpoint; the same command again finishes
 // with the weights of a run that was never stopped, bit for bit.
@@ -176,7 +165,7 @@ TEST(Workflow, SigtermThenResumeEqualsUninterrupted) {
   const pid_t pid = spawn(args + (dir / "stopped").string(), dir / "first.log");
   ASSERT_GT(pid, 0);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (lines_in(dir / "stopped" / "metrics.jsonl") < 3) {
+  while (test::lines_in((dir / "stopped" / "metrics.jsonl").string()) < 3) {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no progress";
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -188,12 +177,14 @@ TEST(Workflow, SigtermThenResumeEqualsUninterrupted) {
   ASSERT_TRUE(WIFEXITED(status)) << log;
   ASSERT_EQ(WEXITSTATUS(status), 75) << log;
   EXPECT_THAT(log, HasSubstr("checkpoint written"));
-  EXPECT_LT(lines_in(dir / "stopped" / "metrics.jsonl"), 40) << "the stop came too late to test anything";
+  EXPECT_LT(test::lines_in((dir / "stopped" / "metrics.jsonl").string()), 40)
+      << "the stop came too late to test anything";
 
   const test::Result resumed = run_unet(args + q(dir / "stopped"));
   ASSERT_EQ(resumed.status, 0) << resumed.out;
   EXPECT_THAT(resumed.out, HasSubstr("resuming"));
-  EXPECT_EQ(all_weights(dir / "straight" / "last.safetensors"), all_weights(dir / "stopped" / "last.safetensors"));
+  EXPECT_EQ(test::all_weights((dir / "straight" / "last.safetensors").string()),
+            test::all_weights((dir / "stopped" / "last.safetensors").string()));
 }
 
 TEST(Workflow, MissingDataFolder) {

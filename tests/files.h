@@ -1,0 +1,34 @@
+// What tests read back from the files a run leaves: a file's bytes, a text
+// file's line count, every weight of a weights file.
+#pragma once
+
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "engine/safetensors.h"
+
+namespace unet::test {
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// 0 while the file does not exist yet.
+inline int lines_in(const std::string& path) {
+  std::ifstream f(path);
+  int n = 0;
+  for (std::string l; std::getline(f, l);) ++n;
+  return n;
+}
+
+// Every value of every tensor of a weights file, in file order.
+inline std::vector<float> all_weights(const std::string& path) {
+  std::vector<float> out;
+  for (const NamedTensor& t : read_safetensors(path).tensors) out.insert(out.end(), t.values.begin(), t.values.end());
+  return out;
+}
+
+}  // namespace unet::test
