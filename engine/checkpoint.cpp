@@ -92,6 +92,7 @@ Safetensors weights_of(const UNet& model, std::map<std::string, std::string> met
   f.metadata = std::move(metadata);
   f.metadata["format"] = "pt";
   f.metadata["unet.config"] = config_to_json(model.config());
+  model.copy_to_host();  // from the GPU, where the model trains there
   for (const ParamInfo& p : model.param_table())
     f.tensors.push_back({p.name, p.shape, {model.params() + p.offset, model.params() + p.offset + p.count}});
   const std::vector<float>& state = model.state();
@@ -128,6 +129,7 @@ void load_weights(UNet& model, const Safetensors& file, const std::string& path)
   };
   for (const ParamInfo& p : model.param_table()) copy(p.name, p.shape, model.params() + p.offset);
   for (const StateEntry& s : state_entries(model)) copy(s.name, {s.count}, model.state().data() + s.offset);
+  model.copy_to_device();
 }
 
 }  // namespace unet

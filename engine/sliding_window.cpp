@@ -80,7 +80,8 @@ std::vector<float> predict_logits(UNet& model, const float* image, std::array<in
               dst[((c * in.d + z) * in.h + y) * in.w + x] = image[((c * dims[0] + iz) * dims[1] + iy) * dims[2] + ix];
             }
     }
-    const Tensor logits = model.forward(Tensor(batch.data(), in), false);
+    model.forward(model.stage_input(batch.data()), false);
+    const Tensor logits = model.logits_on_host();
     for (size_t t = 0; t < count; ++t) {
       const Tile& tile = tiles[first + t];
       const float* src = logits.sample(static_cast<int64_t>(t));

@@ -146,19 +146,38 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
   fs::create_directories(opt.run_dir);
   const std::string log = path_in(opt, "metrics.jsonl");
 
+  Backend& be = model.backend();
+  if (world > 1 && be.is_cuda())
+    throw std::invalid_argument("data parallelism across GPUs (NCCL between one rank per GPU) is not built yet: "
+                                "train on one GPU, or on CPU ranks with --gpus 0");
+  // The optimizer's moments live beside the parameters; m and v are their host
+  // copies for the training state file.
+  const int64_t n_params = model.parameter_count(), param_bytes = n_params * int64_t(sizeof(float));
+  Backend::Memory m_mem = be.allocate(param_bytes), v_mem = be.allocate(param_bytes);
+  float* m_dev = static_cast<float*>(m_mem.get());
+  float* v_dev = static_cast<float*>(v_mem.get());
   if (model.input_shape() != data.batch) model.plan(data.batch);
-  std::vector<float> m(model.parameter_count(), 0.f), v(m.size(), 0.f);
+  std::vector<float> m(n_params, 0.f), v(m.size(), 0.f);
   State state;
-  if (load_state(opt, model, state, m, v) && lead)
-    std::printf("resuming %s at step %lld of %lld\n", opt.run_dir.c_str(), (long long)state.step, (long long)total);
+  if (load_state(opt, model, state, m, v)) {
+    be.upload(m_dev, m.data(), param_bytes);
+    be.upload(v_dev, v.data(), param_bytes);
+    if (lead)
+      std::printf("resuming %s at step %lld of %lld\n", opt.run_dir.c_str(), (long long)state.step, (long long)total);
+  }
+  auto save = [&] {
+    be.download(m.data(), m_dev, param_bytes);
+    be.download(v.data(), v_dev, param_bytes);
+    save_state(opt, model, state, m, v);
+  };
   std::unique_ptr<GradientReducer> reducer;
   LossSumsReducer reduce_sums;
   if (world > 1) {
-    comm->broadcast(model.params(), model.parameter_count(), 0);
-    comm->broadcast(model.state().data(), static_cast<int64_t>(model.state().size()), 0);
+    comm->broadcast(model.device_params(), n_params, 0);
+    comm->broadcast(model.device_state(), static_cast<int64_t>(model.state().size()), 0);
     std::vector<int64_t> offsets;
     for (const ParamInfo& p : model.param_table()) offsets.push_back(p.offset);
-    reducer = std::make_unique<GradientReducer>(*comm, model.grads(), model.parameter_count(), offsets);
+    reducer = std::make_unique<GradientReducer>(*comm, model.device_grads(), n_params, offsets);
     // One thread talks at a time, in the same order on every rank: synchronized
     // batch norm's sums go during backward, so the buckets then wait for its end.
     if (opt.sync_batchnorm && model.config().norm == NormChoice::batch)
@@ -205,24 +224,27 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
           epoch_done = true;
           break;
         }
-        const Tensor input(b->image, data.batch);
+        // On a GPU the copies are queued before the forward pass; the loss, a
+        // host value, waits for them, so the batch can go back after backward.
+        const Tensor input = model.stage_input(b->image);
+        const int32_t* labels = model.stage_labels(b->label);
         const Tensor logits = model.forward(input, true, static_cast<uint64_t>(state.step));
-        loss += loss_forward_backward(logits, b->label, model.dlogits(), opt.loss, reduce_sums) / opt.accumulate;
+        loss += be.loss_forward_backward(logits, labels, model.dlogits(), opt.loss, reduce_sums) / opt.accumulate;
         if (reducer && a + 1 == opt.accumulate) reducer->begin();  // the last batch's backward completes the sums
         model.backward(input);
         loader.release(b);
       }
       if (epoch_done) break;
       if (reducer) reducer->finish();
-      const double norm = gradient_norm(model.grads(), model.parameter_count()) / opt.accumulate;
+      const double norm = be.gradient_norm(model.device_grads(), n_params) / opt.accumulate;
       if (!std::isfinite(loss) || !std::isfinite(norm))
         throw std::runtime_error("step " + std::to_string(state.step) + ": the loss or gradient is not finite (loss " +
                                  std::to_string(loss) + "); lower the learning rate, or check the inputs");
       const float scale = clip_scale(norm, opt.clip_norm) / static_cast<float>(opt.accumulate);
       const float lr = static_cast<float>(learning_rate(schedule, state.step));
       for (const auto& [offset, count] : ranges)
-        optimizer_step(model.params() + offset, model.grads() + offset, m.data() + offset, v.data() + offset, count,
-                       opt.optimizer, lr, state.step + 1, scale);
+        be.optimizer_step(model.device_params() + offset, model.device_grads() + offset, m_dev + offset,
+                          v_dev + offset, count, opt.optimizer, lr, state.step + 1, scale);
       ++state.step;
       result.last_loss = loss;
       const double elapsed = now() - started;
@@ -278,7 +300,7 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
         stop_now = any > 0;
       }
       if (lead && (stop_early || stop_now || state.step == total || state.step % steps_per_epoch == 0))
-        save_state(opt, model, state, m, v);
+        save();
       if (stop_now) {
         result.status = TrainResult::Status::preempted;
         break;

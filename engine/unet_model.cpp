@@ -6,8 +6,6 @@
 #include <random>
 #include <stdexcept>
 
-#include "kernels/crop.h"
-#include "kernels/dropout.h"
 #include "kernels/maxpool.h"
 #include "kernels/upconv.h"
 
@@ -113,7 +111,7 @@ UNet::Block UNet::make_block(const std::string& name, int64_t ci, int64_t co) {
   return b;
 }
 
-UNet::UNet(const UNetConfig& config) : config_(config) {
+UNet::UNet(const UNetConfig& config) : backend_(cpu_backend()), config_(config) {
   config_.validate();
   const int depth = config_.depth;
   levels_.resize(depth);
@@ -163,11 +161,92 @@ UNet::UNet(const UNetConfig& config) : config_(config) {
     std::normal_distribution<float> normal(0.f, static_cast<float>(std::sqrt(2.0 / fan_in)));
     for (int64_t i = 0; i < p.count; ++i) params_[p.offset + i] = normal(rng);
   }
+  p_ = params_.data(), g_ = grads_.data(), s_ = state_.data();
+  input_ = Shape{0, 0, 0, 0, 0, config_.dims};  // not planned
 }
 
-void UNet::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.f); }
+void UNet::to(std::shared_ptr<Backend> backend) {
+  copy_to_host();
+  // Everything the old backend holds goes back to it first.
+  release_plan();
+  device_params_.reset(), device_grads_.reset(), device_state_.reset();
+  backend_ = std::move(backend);
+  if (!backend_->is_cuda()) {
+    p_ = params_.data(), g_ = grads_.data(), s_ = state_.data();
+    return;
+  }
+  const int64_t pbytes = parameter_count() * int64_t(sizeof(float));
+  device_params_ = backend_->allocate(pbytes);
+  device_grads_ = backend_->allocate(pbytes);
+  device_state_ = backend_->allocate(int64_t(state_.size() * sizeof(float)));
+  p_ = static_cast<float*>(device_params_.get());
+  g_ = static_cast<float*>(device_grads_.get());
+  s_ = static_cast<float*>(device_state_.get());
+  copy_to_device();
+}
+
+void UNet::copy_to_host() const {
+  if (!device_params_) return;
+  backend_->download(params_.data(), p_, parameter_count() * int64_t(sizeof(float)));
+  backend_->download(state_.data(), s_, int64_t(state_.size() * sizeof(float)));
+}
+
+void UNet::copy_to_device() {
+  if (!device_params_) return;
+  backend_->upload(p_, params_.data(), parameter_count() * int64_t(sizeof(float)));
+  backend_->upload(s_, state_.data(), int64_t(state_.size() * sizeof(float)));
+}
+
+void UNet::copy_grads_to_host() {
+  if (device_grads_) backend_->download(grads_.data(), g_, parameter_count() * int64_t(sizeof(float)));
+}
+
+void UNet::zero_grads() { backend_->zero(g_, parameter_count() * int64_t(sizeof(float))); }
+
+void UNet::release_plan() {
+  arena_.reset(), argmax_.reset(), workspace_.reset(), staged_input_.reset(), staged_labels_.reset();
+  a_ = nullptr;
+  arena_bytes_ = 0;
+  input_ = Shape{0, 0, 0, 0, 0, config_.dims};
+}
 
 void UNet::plan(const Shape& input) {
+  release_plan();  // nothing of an old plan survives a failure: the next call plans again
+  lay_out(input);
+  const Shape out = logits_.shape;
+  const bool staging = backend_->is_cuda();
+  const int64_t in_bytes = staging ? input.count() * int64_t(sizeof(float)) : 0;
+  const int64_t label_bytes = staging ? out.n * out.spatial() * int64_t(sizeof(int32_t)) : 0;
+  const int64_t bytes = reserved_ * int64_t(sizeof(float)) + argmax_count_ + workspace_bytes_ + in_bytes + label_bytes;
+  if (bytes > backend_->free_bytes()) throw does_not_fit(bytes, input.n);
+  try {
+    arena_ = backend_->allocate(reserved_ * int64_t(sizeof(float)));
+    argmax_ = backend_->allocate(argmax_count_);
+    workspace_ = backend_->allocate(workspace_bytes_);
+    if (staging) staged_input_ = backend_->allocate(in_bytes), staged_labels_ = backend_->allocate(label_bytes);
+    backend_->reserve(out, norm_groups_);
+  } catch (const OutOfMemory&) {
+    release_plan();
+    throw does_not_fit(bytes, input.n);
+  }
+  a_ = static_cast<float*>(arena_.get());
+  arena_bytes_ = bytes;
+  input_ = input;
+}
+
+OutOfMemory UNet::does_not_fit(int64_t bytes, int64_t batch) const {
+  // Activations grow with the batch; the parameters are already resident.
+  const int64_t free = backend_->free_bytes();
+  const int64_t fits = free / std::max<int64_t>(1, bytes / batch);
+  auto mib = [](int64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) + " MiB"; };
+  return OutOfMemory("a batch of " + std::to_string(batch) + " needs " + mib(bytes) + " on " + backend_->name() +
+                     " beside the model's parameters; " + mib(free) + " are free. " +
+                     (fits > 0 ? "The largest batch that fits is about " + std::to_string(fits) +
+                                     ": lower --batch-size to it (or --size)"
+                               : "Not even one sample fits: lower --size, --start-filters or --depth"));
+}
+
+void UNet::lay_out(const Shape& input) {
   const UNetConfig& c = config_;
   if (input.dims != c.dims || input.c != c.in_channels || input.n < 1)
     throw std::invalid_argument("input " + input.str() + " does not fit a " + c.str());
@@ -190,8 +269,9 @@ void UNet::plan(const Shape& input) {
                                                               : "") +
                                   "the nearest sizes that work are " + nearest_sizes(sizes[a], c));
   }
-  input_ = input;
   reserved_ = 0;
+  norm_groups_ = 0;
+  workspace_bytes_ = 0;
   int64_t largest = 0, argmax = 0;
   auto alloc = [&](const Shape& s) {
     Slot slot{reserved_, s.sample(), s};
@@ -208,7 +288,6 @@ void UNet::plan(const Shape& input) {
   auto cat_shape = [&](int l) {  // the decoder's input: twice the level's filters at the up path's size
     return with(input, 2 * c.filters(l), up_size(0, l), up_size(1, l), up_size(2, l));
   };
-  workspace_floats_ = 0;
   // A block's activations; its last output goes to `out` when given.
   auto lay_block = [&](Block& b, const Slot& in, const Shape& out_shape, const Slot* out) {
     Slot cur = in;
@@ -220,10 +299,14 @@ void UNet::plan(const Shape& input) {
       if (last) expect_shape("U-Net plan", L.name.c_str(), s, out_shape);
       L.out = last && out ? *out : alloc(s);
       L.pre = c.norm == NormChoice::none ? L.out : alloc(s);
-      const int64_t groups = c.norm == NormChoice::none ? 0 : norm_groups(c.norm_spec().kind, s);
-      L.mean.assign(groups, 0.f);
-      L.invstd.assign(groups, 0.f);
-      workspace_floats_ = std::max(workspace_floats_, conv_workspace_floats(cur.shape, L.co, L.spec));
+      if (c.norm != NormChoice::none) {
+        const int64_t groups = norm_groups(c.norm_spec().kind, s);
+        L.stats = reserved_;
+        reserved_ += 2 * groups;
+        norm_groups_ = std::max(norm_groups_, groups);
+      }
+      L.conv = backend_->plan_conv(cur.shape, L.co, L.spec);
+      workspace_bytes_ = std::max(workspace_bytes_, backend_->conv_workspace_bytes(L.conv));
       cur = L.out;
     }
   };
@@ -251,30 +334,28 @@ void UNet::plan(const Shape& input) {
   for (int l = depth - 1; l >= 0; --l) {
     Level& L = levels_[l];
     const Slot& prev = l + 1 < depth ? levels_[l + 1].dec.out() : bottleneck_.out();
-    workspace_floats_ = std::max(workspace_floats_, upconv_workspace_floats(prev.shape, c.filters(l)));
+    workspace_bytes_ = std::max(workspace_bytes_, backend_->upconv_workspace_bytes(prev.shape, c.filters(l)));
     lay_block(L.dec, L.cat, dec_shape(l, c.filters(l)), nullptr);
     L.dcat = alloc(L.cat.shape);
   }
   head_.in = levels_[0].dec.out();
   logits_ = alloc(conv_output_shape(head_.in.shape, head_.co, head_.spec));
   head_.out = head_.pre = logits_;
+  head_.conv = backend_->plan_conv(head_.in.shape, head_.co, head_.spec);
+  workspace_bytes_ = std::max(workspace_bytes_, backend_->conv_workspace_bytes(head_.conv));
   dlogits_ = alloc(logits_.shape);
   for (Slot& s : scratch_) {
     s = Slot{reserved_, 0, {}};
     reserved_ += largest;
   }
-  workspace_ = reserved_;
-  reserved_ += workspace_floats_;
-  arena_.assign(static_cast<size_t>(reserved_), 0.f);
-  argmax_.assign(static_cast<size_t>(argmax), 0);
-  argmax_bytes_ = argmax;
+  argmax_count_ = argmax;
 }
 
 Shape UNet::output_shape() const { return logits_.shape; }
 
 Tensor UNet::view(const Slot& s) {
   if (s.offset < 0) return input_tensor_;
-  return Tensor(arena_.data() + s.offset, s.shape, s.stride);
+  return Tensor(a_ + s.offset, s.shape, s.stride);
 }
 
 UNet::Slot UNet::other_scratch(const Slot& s, const Shape& shape) const {
@@ -284,31 +365,51 @@ UNet::Slot UNet::other_scratch(const Slot& s, const Shape& shape) const {
 
 Tensor UNet::dlogits() { return view(dlogits_); }
 
+Tensor UNet::logits_on_host() {
+  if (!backend_->is_cuda()) return view(logits_);
+  host_logits_.resize(static_cast<size_t>(logits_.shape.count()));
+  backend_->download(host_logits_.data(), a_ + logits_.offset, logits_.shape.count() * int64_t(sizeof(float)));
+  return Tensor(host_logits_.data(), logits_.shape);
+}
+
+Tensor UNet::stage_input(const float* host) {
+  if (!staged_input_) return Tensor(const_cast<float*>(host), input_);  // the CPU reads it where it is
+  backend_->upload(staged_input_.get(), host, input_.count() * int64_t(sizeof(float)));
+  return Tensor(static_cast<float*>(staged_input_.get()), input_);
+}
+
+const int32_t* UNet::stage_labels(const int32_t* host) {
+  if (!staged_labels_) return host;
+  const Shape& o = logits_.shape;
+  backend_->upload(staged_labels_.get(), host, o.n * o.spatial() * int64_t(sizeof(int32_t)));
+  return static_cast<const int32_t*>(staged_labels_.get());
+}
+
 void UNet::dropout(const Slot& s, uint64_t site, bool backward) {
   const DropoutSpec spec{config_.dropout, config_.seed, 2 * step_ + site, first_sample_};
   const Tensor t = view(s);
-  backward ? dropout_backward(t, t, spec) : dropout_forward(t, t, spec);
+  backward ? backend_->dropout_backward(t, t, spec) : backend_->dropout_forward(t, t, spec);
 }
 
 void UNet::block_forward(Block& b, bool training) {
-  float* ws = arena_.data() + workspace_;
+  void* ws = workspace_.get();
   for (ConvLayer& L : b.convs) {
     const Tensor pre = view(L.pre), out = view(L.out);
-    conv_forward(view(L.in), params_.data() + L.w, nullptr, pre, L.spec, ws);
+    backend_->conv_forward(L.conv, view(L.in), p_ + L.w, nullptr, pre, ws);
     if (config_.norm == NormChoice::none) {
-      bias_act_forward(out, params_.data() + L.b, config_.activation);
+      backend_->bias_act_forward(out, p_ + L.b, config_.activation);
       continue;
     }
     const NormSpec ns = config_.norm_spec();
-    const float* gamma = params_.data() + L.gamma;
-    const float* beta = params_.data() + L.beta;
-    float* rm = L.running >= 0 ? state_.data() + L.running : nullptr;
+    float* rm = L.running >= 0 ? s_ + L.running : nullptr;
     float* rv = L.running >= 0 ? rm + L.co : nullptr;
+    float* mean = a_ + L.stats;
+    float* invstd = mean + norm_groups(ns.kind, L.pre.shape);
     if (training)
-      norm_forward_train(pre, out, gamma, beta, L.mean.data(), L.invstd.data(), rm, rv, ns, norm_reduce_);
+      backend_->norm_forward_train(pre, out, p_ + L.gamma, p_ + L.beta, mean, invstd, rm, rv, ns, norm_reduce_);
     else
-      norm_forward_infer(pre, out, gamma, beta, rm, rv, ns);
-    bias_act_forward(out, nullptr, config_.activation);
+      backend_->norm_forward_infer(pre, out, p_ + L.gamma, p_ + L.beta, rm, rv, ns);
+    backend_->bias_act_forward(out, nullptr, config_.activation);
   }
 }
 
@@ -322,41 +423,44 @@ Tensor UNet::forward(const Tensor& input, bool training, uint64_t step) {
     Level& L = levels_[l];
     block_forward(L.enc, training);
     if (drop && l == depth - 1) dropout(L.enc_out, 0, false);
-    if (L.enc_out.offset != L.cat.offset) crop_forward(view(L.enc_out), view(L.cat.channels(0, config_.filters(l))));
-    maxpool_forward(view(L.enc_out), view(L.pooled), argmax_.data() + L.argmax);
+    if (L.enc_out.offset != L.cat.offset)
+      backend_->crop_forward(view(L.enc_out), view(L.cat.channels(0, config_.filters(l))));
+    backend_->maxpool_forward(view(L.enc_out), view(L.pooled), argmax() + L.argmax);
   }
   block_forward(bottleneck_, training);
   if (drop) dropout(bottleneck_.out(), 1, false);
-  float* ws = arena_.data() + workspace_;
+  void* ws = workspace_.get();
   for (int l = depth - 1; l >= 0; --l) {
     Level& L = levels_[l];
     const Slot& prev = l + 1 < depth ? levels_[l + 1].dec.out() : bottleneck_.out();
-    upconv_forward(view(prev), params_.data() + L.up_w, params_.data() + L.up_b,
-                   view(L.cat.channels(config_.filters(l), config_.filters(l))), ws);
+    backend_->upconv_forward(view(prev), p_ + L.up_w, p_ + L.up_b,
+                             view(L.cat.channels(config_.filters(l), config_.filters(l))), ws);
     block_forward(L.dec, training);
   }
-  conv_forward(view(head_.in), params_.data() + head_.w, params_.data() + head_.b, view(logits_), head_.spec, ws);
+  backend_->conv_forward(head_.conv, view(head_.in), p_ + head_.w, p_ + head_.b, view(logits_), ws);
   return view(logits_);
 }
 
 UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, bool need_input_grad) {
-  float* ws = arena_.data() + workspace_;
+  void* ws = workspace_.get();
   Slot cur = dout;
   for (size_t j = b.convs.size(); j-- > 0;) {
     ConvLayer& L = b.convs[j];
     const Tensor d = view(cur);
     if (config_.norm == NormChoice::none) {
-      bias_act_backward(view(L.out), d, grads_.data() + L.b, config_.activation);
+      backend_->bias_act_backward(view(L.out), d, g_ + L.b, config_.activation);
     } else {
-      bias_act_backward(view(L.out), d, nullptr, config_.activation);
-      norm_backward(view(L.pre), d, d, params_.data() + L.gamma, L.mean.data(), L.invstd.data(),
-                    grads_.data() + L.gamma, grads_.data() + L.beta, config_.norm_spec(), norm_reduce_);
+      const NormSpec ns = config_.norm_spec();
+      const float* mean = a_ + L.stats;
+      backend_->bias_act_backward(view(L.out), d, nullptr, config_.activation);
+      backend_->norm_backward(view(L.pre), d, d, p_ + L.gamma, mean, mean + norm_groups(ns.kind, L.pre.shape),
+                              g_ + L.gamma, g_ + L.beta, ns, norm_reduce_);
     }
     Slot din{};
     const bool want = j > 0 || target || need_input_grad;
     if (want) din = j == 0 && target ? *target : other_scratch(cur, L.in.shape);
-    conv_backward(view(L.in), params_.data() + L.w, d, want ? view(din) : Tensor(), grads_.data() + L.w, nullptr,
-                  L.spec, GradMode::overwrite, ws);
+    backend_->conv_backward(L.conv, view(L.in), p_ + L.w, d, want ? view(din) : Tensor(), g_ + L.w, nullptr,
+                            GradMode::overwrite, ws);
     if (grads_ready_) grads_ready_(L.w);  // a layer's weight comes first in the table
     cur = din;
   }
@@ -367,10 +471,10 @@ void UNet::backward(const Tensor& input) {
   expect_shape("U-Net backward", "input", input.shape, input_);
   input_tensor_ = input;
   const int depth = config_.depth;
-  float* ws = arena_.data() + workspace_;
+  void* ws = workspace_.get();
   Slot cur = other_scratch(dlogits_, head_.in.shape);
-  conv_backward(view(head_.in), params_.data() + head_.w, view(dlogits_), view(cur), grads_.data() + head_.w,
-                grads_.data() + head_.b, head_.spec, GradMode::overwrite, ws);
+  backend_->conv_backward(head_.conv, view(head_.in), p_ + head_.w, view(dlogits_), view(cur), g_ + head_.w,
+                          g_ + head_.b, GradMode::overwrite, ws);
   if (grads_ready_) grads_ready_(head_.w);
   for (int l = 0; l < depth; ++l) {
     Level& L = levels_[l];
@@ -378,8 +482,8 @@ void UNet::backward(const Tensor& input) {
     const Slot& prev = l + 1 < depth ? levels_[l + 1].dec.out() : bottleneck_.out();
     cur = other_scratch(L.dcat, prev.shape);
     const int64_t f = config_.filters(l);
-    upconv_backward(view(prev), params_.data() + L.up_w, view(L.dcat.channels(f, f)), view(cur),
-                    grads_.data() + L.up_w, grads_.data() + L.up_b, GradMode::overwrite, ws);
+    backend_->upconv_backward(view(prev), p_ + L.up_w, view(L.dcat.channels(f, f)), view(cur), g_ + L.up_w,
+                              g_ + L.up_b, GradMode::overwrite, ws);
     if (grads_ready_) grads_ready_(L.up_w);
   }
   const bool drop = config_.dropout > 0.f;
@@ -391,9 +495,9 @@ void UNet::backward(const Tensor& input) {
     Slot dout = skip;
     if (L.enc_out.offset != L.cat.offset) {  // "valid": the skip was a crop of the encoder output
       dout = other_scratch(dpooled, L.enc_out.shape);
-      crop_backward(view(skip), view(dout), GradMode::overwrite);
+      backend_->crop_backward(view(skip), view(dout), GradMode::overwrite);
     }
-    maxpool_backward(view(dpooled), argmax_.data() + L.argmax, view(dout), GradMode::accumulate);
+    backend_->maxpool_backward(view(dpooled), argmax() + L.argmax, view(dout), GradMode::accumulate);
     if (drop && l == depth - 1) dropout(dout, 0, true);
     dpooled = block_backward(L.enc, dout, nullptr, l > 0);
   }

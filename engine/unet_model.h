@@ -10,6 +10,13 @@
 // padding), their gradients, two scratch gradient buffers and the convolution
 // workspace. forward() and backward() allocate nothing.
 //
+// Backend (backend.h): the buffers live where the model's backend keeps them
+// and every op runs there; the call lists below are the same for the CPU and
+// the GPU. params(), grads() and state() are host copies: on the CPU they are
+// the buffers the ops use; on a GPU they are updated by copy_to_host() (and
+// pushed back by copy_to_device() after the host changed them). The device_*
+// accessors give the backend's own buffers.
+//
 // Contract
 //   forward:  reads the input and the parameters; overwrites the arena; returns
 //             a view of the logits. training: batch statistics (updating the
@@ -25,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend.h"
 #include "engine/tensor.h"
 #include "engine/unet_config.h"
 
@@ -46,7 +54,15 @@ struct LayerInfo {
 
 class UNet {
  public:
-  explicit UNet(const UNetConfig& config);  // lays out and He-initializes the parameters
+  // Lays out and He-initializes the parameters, on the CPU backend.
+  explicit UNet(const UNetConfig& config);
+  UNet(const UNet&) = delete;  // the buffers are views of one another
+  UNet& operator=(const UNet&) = delete;
+
+  // Moves the model to another backend: its parameters and state go along;
+  // the arena is dropped (plan() again).
+  void to(std::shared_ptr<Backend> backend);
+  Backend& backend() const { return *backend_; }
 
   const UNetConfig& config() const { return config_; }
   int64_t parameter_count() const { return static_cast<int64_t>(params_.size()); }
@@ -59,6 +75,15 @@ class UNet {
   const std::vector<ParamInfo>& param_table() const { return table_; }
   void zero_grads();
 
+  float* device_params() { return p_; }
+  float* device_grads() { return g_; }
+  float* device_state() { return s_; }
+  // Host copies <-> the backend's buffers (parameters, state; grads on demand).
+  // No-ops on the CPU, where they are the same memory.
+  void copy_to_host() const;
+  void copy_to_device();
+  void copy_grads_to_host();
+
   // Lays out the arena for inputs of this shape (N, in_channels, [D,] H, W).
   // Throws std::invalid_argument when the shape cannot pass through the net
   // (sizes that do not halve evenly, too small for "valid" convolutions), saying
@@ -66,11 +91,19 @@ class UNet {
   void plan(const Shape& input);
   const Shape& input_shape() const { return input_; }
   Shape output_shape() const;
-  int64_t arena_bytes() const { return static_cast<int64_t>(arena_.size() * sizeof(float) + argmax_bytes_); }
+  // What plan() allocated: activations, gradients, pooling indices, workspace, staging.
+  int64_t arena_bytes() const { return arena_bytes_; }
+
+  // A batch from host memory into the backend's (the CPU: the same memory, no
+  // copy): the input forward() and backward() take, and the labels the loss takes.
+  Tensor stage_input(const float* host);
+  const int32_t* stage_labels(const int32_t* host);
 
   Tensor forward(const Tensor& input, bool training, uint64_t step = 0);
   Tensor dlogits();  // where the loss writes its gradient
   void backward(const Tensor& input);
+  // The logits of the last forward() in host memory (a copy on a GPU).
+  Tensor logits_on_host();
 
   // Data parallelism. backward() finishes the parameter gradients in descending
   // offset order and calls grads_ready(first) each time those from `first` to
@@ -95,7 +128,8 @@ class UNet {
     int64_t ci = 0, co = 0;
     int64_t w = -1, b = -1, gamma = -1, beta = -1, running = -1;  // parameter / state offsets
     Slot in, pre, out;  // pre == out without a norm
-    std::vector<float> mean, invstd;
+    int64_t stats = -1;  // arena offset of the norm's batch mean, then its invstd (groups each)
+    int conv = -1;       // the backend's convolution plan
   };
   struct Block {
     std::vector<ConvLayer> convs;
@@ -116,6 +150,7 @@ class UNet {
 
  private:
   Tensor view(const Slot& s);
+  uint8_t* argmax() const { return static_cast<uint8_t*>(argmax_.get()); }
   Block make_block(const std::string& name, int64_t ci, int64_t co);
   void block_forward(Block& b, bool training);
   // Backward through a block whose output gradient is in dout (in place). Writes
@@ -125,20 +160,32 @@ class UNet {
   // A scratch buffer other than the one s lives in, viewed with `shape`.
   Slot other_scratch(const Slot& s, const Shape& shape) const;
   void dropout(const Slot& s, uint64_t site, bool backward);
+  void release_plan();  // the arena and everything planned with it go back to the backend
+  // Lays out the arena (offsets only) for `input`, planning the convolutions.
+  void lay_out(const Shape& input);
+  // The error for a plan of `bytes` that the backend's free memory cannot hold:
+  // what it needs, what is free, and the largest batch that would fit.
+  OutOfMemory does_not_fit(int64_t bytes, int64_t batch) const;
 
+  // Declared first: the buffers below go back to it before it goes.
+  std::shared_ptr<Backend> backend_;
   UNetConfig config_;
-  std::vector<float> params_, grads_, state_;
+  // Host copies; on the CPU backend the buffers the ops use (p_, g_, s_ point into them).
+  mutable std::vector<float> params_, state_;
+  std::vector<float> grads_;
+  Backend::Memory device_params_, device_grads_, device_state_;  // GPU backends only
+  float *p_ = nullptr, *g_ = nullptr, *s_ = nullptr;
   std::vector<ParamInfo> table_;
   std::vector<Level> levels_;  // 0..depth-1
   Block bottleneck_;
   ConvLayer head_;
   Shape input_;
   Tensor input_tensor_;  // the caller's input during forward() and backward()
-  std::vector<float> arena_;
-  std::vector<uint8_t> argmax_;
-  int64_t argmax_bytes_ = 0;
+  Backend::Memory arena_, argmax_, workspace_, staged_input_, staged_labels_;
+  float* a_ = nullptr;  // arena_ as floats
+  int64_t argmax_count_ = 0, workspace_bytes_ = 0, arena_bytes_ = 0, norm_groups_ = 0;
+  std::vector<float> host_logits_;
   Slot scratch_[2], logits_, dlogits_;
-  int64_t workspace_ = 0, workspace_floats_ = 0;
   uint64_t step_ = 0;
   int64_t first_sample_ = 0;
   std::function<void(int64_t)> grads_ready_;

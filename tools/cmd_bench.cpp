@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -18,6 +17,7 @@
 #include "kernels/loss.h"
 #include "kernels/optimizer.h"
 #include "tools/commands.h"
+#include "tools/device_options.h"
 #include "tools/model_options.h"
 
 namespace unet {
@@ -25,6 +25,7 @@ namespace {
 
 struct BenchCli {
   ModelOptions model;
+  DeviceOptions device;
   int steps = 5, warmup = 1;
   double peak_tflops = 0;
   std::string save_weights;
@@ -32,19 +33,16 @@ struct BenchCli {
 
 double seconds() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
+// Seconds per call of f, after `warmup` untimed calls; waits for the backend
+// before reading the clock (a GPU queues work and returns).
 template <class F>
-double time_per_call(F&& f, int steps, int warmup) {
+double time_per_call(Backend& be, F&& f, int steps, int warmup) {
   for (int i = 0; i < warmup; ++i) f();
+  be.synchronize();
   const double t0 = seconds();
   for (int i = 0; i < steps; ++i) f();
+  be.synchronize();
   return (seconds() - t0) / steps;
-}
-
-std::string cpu_name() {
-  std::ifstream f("/proc/cpuinfo");
-  for (std::string line; std::getline(f, line);)
-    if (line.rfind("model name", 0) == 0) return "cpu: " + line.substr(line.find(':') + 2);
-  return "cpu";
 }
 
 }  // namespace
@@ -55,15 +53,19 @@ void add_bench_command(CLI::App& app) {
   o->model.batch = 8;
   CLI::App* cmd = app.add_subcommand("bench", "Time a training step and inference; print JSON");
   add_model_options(*cmd, o->model);
+  add_device_options(*cmd, o->device);
   cmd->add_option("--steps", o->steps, "Timed steps")->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "Untimed steps first")->capture_default_str();
-  cmd->add_option("--peak-tflops", o->peak_tflops, "The device's peak FP32 TFLOP/s, for the model FLOP utilization");
+  cmd->add_option("--peak-tflops", o->peak_tflops,
+                  "The device's peak TFLOP/s at the chosen precision, for the model FLOP utilization");
   cmd->add_option("--save-weights", o->save_weights,
                   "Also write the benchmarked model's weights (to export it and time it in another runtime)");
   cmd->callback([o] {
     o->model.resolve();
     if (o->steps < 1 || o->warmup < 0) throw std::invalid_argument("--steps must be at least 1, --warmup at least 0");
     UNet model(o->model.config);
+    model.to(o->device.backend());
+    Backend& be = model.backend();
     const Shape input = o->model.input_shape();
     model.plan(input);
     const Shape out = model.output_shape();
@@ -73,20 +75,23 @@ void add_bench_command(CLI::App& app) {
     std::normal_distribution<float> normal;
     for (float& v : x) v = normal(rng);
     for (int32_t& l : labels) l = static_cast<int32_t>(rng() & 1);
-    const Tensor in(x.data(), input);
+    const Tensor in = model.stage_input(x.data());
+    const int32_t* label = model.stage_labels(labels.data());
     const int64_t n = model.parameter_count();
-    std::vector<float> m(n, 0.f), v(n, 0.f);
+    Backend::Memory m = be.allocate(n * int64_t(sizeof(float))), v = be.allocate(n * int64_t(sizeof(float)));
     const LossSpec loss = make_loss(LossKind::dice_ce, model.config().head);
     const OptimizerSpec adam;
     int64_t step = 0;
 
-    const double infer_s = time_per_call([&] { model.forward(in, false); }, o->steps, o->warmup);
+    const double infer_s = time_per_call(be, [&] { model.forward(in, false); }, o->steps, o->warmup);
     const double train_s = time_per_call(
+        be,
         [&] {
           model.zero_grads();
-          loss_forward_backward(model.forward(in, true, step), labels.data(), model.dlogits(), loss);
+          be.loss_forward_backward(model.forward(in, true, step), label, model.dlogits(), loss, nullptr);
           model.backward(in);
-          optimizer_step(model.params(), model.grads(), m.data(), v.data(), n, adam, 1e-3f, ++step, 1.f);
+          be.optimizer_step(model.device_params(), model.device_grads(), static_cast<float*>(m.get()),
+                            static_cast<float*>(v.get()), n, adam, 1e-3f, ++step, 1.f);
         },
         o->steps, o->warmup);
 
@@ -98,8 +103,8 @@ void add_bench_command(CLI::App& app) {
     getrusage(RUSAGE_SELF, &usage);
     nlohmann::json j{
         {"tool", "unet.cu"},
-        {"mode", "fp32"},
-        {"device", cpu_name()},
+        {"mode", o->device.precision},
+        {"device", be.name()},
         {"threads", omp_get_max_threads()},
         {"config",
          {{"dims", c.dims}, {"size", size}, {"start_filters", c.start_filters}, {"depth", c.depth},
@@ -115,6 +120,7 @@ void add_bench_command(CLI::App& app) {
           {"mfu", o->peak_tflops > 0 ? nlohmann::json(tflops / o->peak_tflops) : nlohmann::json()}}},
         {"arena_mib", double(model.arena_bytes()) / (1 << 20)},
         {"peak_rss_mib", double(usage.ru_maxrss) / 1024}};
+    if (be.is_cuda()) j["peak_device_mib"] = double(be.peak_bytes()) / (1 << 20);
     if (!o->save_weights.empty()) save_weights(o->save_weights, model, {{"unet.patch", o->model.size}});
     std::printf("%s\n", j.dump().c_str());
   });

@@ -25,6 +25,7 @@
 #include "io/normalize.h"
 #include "io/png.h"
 #include "tools/commands.h"
+#include "tools/device_options.h"
 #include "tools/model_options.h"
 
 namespace unet {
@@ -38,6 +39,7 @@ struct PredictCli {
   WindowSpec window;
   int batch = 1;
   bool probabilities = false, keep_largest = false;
+  DeviceOptions device;
 };
 
 bool is_png(const std::string& path) {
@@ -95,6 +97,7 @@ void add_predict_command(CLI::App& app) {
   cmd->add_flag("--probabilities", o->probabilities, "Also write probability maps");
   cmd->add_flag("--keep-largest", o->keep_largest,
                 "Keep only the largest connected component of each class in the mask (nnU-Net's post-processing)");
+  add_device_options(*cmd, o->device);
   cmd->callback([o] {
     const Safetensors file = read_safetensors(o->weights);
     const UNetConfig config = stored_config(file, o->weights);
@@ -104,6 +107,7 @@ void add_predict_command(CLI::App& app) {
     if (auto it = file.metadata.find("unet.normalization"); it != file.metadata.end())
       norm = normalization_from_json(nlohmann::json::parse(it->second));
     const std::vector<int64_t> tile = model_input_size(o->size, file.metadata, o->weights, config.dims);
+    model.to(o->device.backend());
     model.plan(batch_shape(o->batch, config.in_channels, tile));
     fs::create_directories(o->output);
     const int64_t K = config.head == Head::sigmoid ? 1 : config.classes;

@@ -27,6 +27,7 @@
 #include "io/render.h"
 #include "kernels/metrics.h"
 #include "tools/commands.h"
+#include "tools/device_options.h"
 #include "tools/model_options.h"
 #include "tools/train_data.h"
 
@@ -48,7 +49,8 @@ struct TrainCli {
   std::vector<float> class_weights;
   double lr = 1e-3, label_threshold = std::nan(""), tversky_beta = 0.7, focal_gamma = 0.75;
   int64_t image_width = 0, image_height = 0, image_depth = 0, warmup = 0;
-  int augmentation_rate = 0, save_augmented = 0, gpus = 0;
+  int augmentation_rate = 0, save_augmented = 0;
+  DeviceOptions device;
   bool no_augmentation = false, summary = false, resume = false;
 };
 
@@ -111,7 +113,7 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
   cmd.add_flag("--mirror", o.train.window.mirror, "Average validation over flips");
   cmd.add_flag("--summary", o.summary, "Print the model summary before training");
   cmd.add_flag("--verbose,-v", o.train.verbose, "A line after every step, and each case as it is loaded");
-  cmd.add_option("--gpus", o.gpus, "GPUs to use (0: the CPU)")->capture_default_str();
+  add_device_options(cmd, o.device);
   cmd.add_flag("--sync-batchnorm", o.train.sync_batchnorm,
                "Data parallel: batch norm statistics over the global batch (default: each rank's own)");
   cmd.add_option("--rendezvous", o.rendezvous,
@@ -129,9 +131,6 @@ LossKind loss_kind(const std::string& s) {
 
 // The options that depend on one another, checked and filled in.
 void resolve(CLI::App& cmd, TrainCli& o) {
-  if (o.gpus > 0)
-    throw std::invalid_argument("--gpus " + std::to_string(o.gpus) + ": this build trains on the CPU; the CUDA "
-                                "backend is not part of it yet");
   const bool synthetic = o.data.path.empty();
   if (synthetic && !cmd.count("--start-filters")) o.model.config.start_filters = 16;
   if (synthetic && !cmd.count("--depth")) o.model.config.depth = 3;
@@ -275,9 +274,11 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
       load_weights(model, f, o->load_weights);
       std::printf("weights from %s\n", o->load_weights.c_str());
     }
+    model.to(o->device.backend());
     Shape batch = o->model.input_shape();
     batch.n /= who.world;  // per rank
     model.plan(batch);
+    if (model.backend().is_cuda()) std::printf("on %s\n", model.backend().name().c_str());
     if (o->summary)
       std::printf("%lld parameters, %.1f MiB planned for batch %s, %.2f GFLOP per step\n",
                   (long long)model.parameter_count(), double(model.arena_bytes()) / (1 << 20), batch.str().c_str(),

@@ -1,0 +1,116 @@
+// Where a U-Net's buffers live and its ops run: the CPU backend (host memory,
+// OpenMP threads, OpenBLAS) or the CUDA backend (one GPU: device memory, cuDNN,
+// cuBLAS and our kernels queued on one stream). UNet, the trainer, the sliding
+// window and `unet bench` call the ops through this interface, so one call list
+// serves both, and the CPU tests exercise the same call list the GPU runs.
+//
+// Contract
+//   Every pointer an op takes is the backend's memory (allocate()); host data
+//   moves only through upload() and download(), which take explicit sizes.
+//   Ops run in call order. Calls that return a host value (the loss, the
+//   gradient norm, download) wait for what they read; the others may return
+//   before the device has finished (the CUDA backend's stream).
+//   Workspaces: the caller passes one of at least the *_workspace_bytes() the
+//   backend asked for; reserve() sizes the backend's own reduction scratch once,
+//   so that a step allocates nothing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "engine/tensor.h"
+#include "kernels/activation.h"
+#include "kernels/conv.h"
+#include "kernels/dropout.h"
+#include "kernels/loss.h"
+#include "kernels/norm.h"
+#include "kernels/optimizer.h"
+
+namespace unet {
+
+// How convolutions compute (`--precision`). fp32: strict IEEE single precision;
+// tf32: TF32 tensor cores for the CUDA backend's convolutions (Ampere and
+// later; the CPU computes fp32 either way). bf16 and fp16 are refused with a
+// message until mixed precision exists.
+enum class Precision { fp32, tf32 };
+Precision parse_precision(const std::string& text);  // throws std::invalid_argument naming the choices
+
+class Backend {
+ public:
+  using Memory = std::unique_ptr<void, std::function<void(void*)>>;
+
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;  // "cpu: <model>" or "cuda:0 <device name>"
+  virtual bool is_cuda() const = 0;
+
+  // Memory, zeroed. Throws OutOfMemory (below) when the device cannot hold it.
+  virtual Memory allocate(int64_t bytes) = 0;
+  virtual void upload(void* dst, const void* host, int64_t bytes) = 0;
+  virtual void download(void* host, const void* src, int64_t bytes) = 0;  // waits for the data
+  virtual void zero(void* dst, int64_t bytes) = 0;
+  virtual void synchronize() = 0;                 // waits for every queued op
+  virtual int64_t free_bytes() const = 0;         // what allocate() can still give (CPU: INT64_MAX)
+  virtual int64_t peak_bytes() const = 0;         // the most this backend's allocations held at once
+
+  // Convolutions: one plan per layer shape, made when the net is planned (the
+  // CUDA backend chooses its cuDNN algorithms there); ops take the plan's id.
+  virtual int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec) = 0;
+  virtual int64_t conv_workspace_bytes(int plan) const = 0;
+  virtual void conv_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
+                            void* workspace) = 0;
+  virtual void conv_backward(int plan, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
+                             float* dbias, GradMode mode, void* workspace) = 0;
+
+  virtual int64_t upconv_workspace_bytes(const Shape& in, int64_t out_channels) const = 0;
+  virtual void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y,
+                              void* workspace) = 0;
+  virtual void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
+                               float* dbias, GradMode mode, void* workspace) = 0;
+
+  virtual void bias_act_forward(const Tensor& y, const float* bias, ActivationSpec act) = 0;
+  virtual void bias_act_backward(const Tensor& y, const Tensor& dy, float* dbias, ActivationSpec act) = 0;
+
+  // Synchronized batch norm (a non-null reducer) is the CPU backend's alone.
+  virtual void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
+                                  float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
+                                  const NormSumsReducer& reduce) = 0;
+  virtual void norm_forward_infer(const Tensor& x, const Tensor& y, const float* gamma, const float* beta,
+                                  const float* running_mean, const float* running_var, const NormSpec& spec) = 0;
+  virtual void norm_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, const float* gamma,
+                             const float* mean, const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec,
+                             const NormSumsReducer& reduce) = 0;
+
+  virtual void maxpool_forward(const Tensor& x, const Tensor& y, uint8_t* argmax) = 0;
+  virtual void maxpool_backward(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode) = 0;
+  virtual void crop_forward(const Tensor& x, const Tensor& y) = 0;
+  virtual void crop_backward(const Tensor& dy, const Tensor& dx, GradMode mode) = 0;
+  virtual void dropout_forward(const Tensor& x, const Tensor& y, const DropoutSpec& spec) = 0;
+  virtual void dropout_backward(const Tensor& dy, const Tensor& dx, const DropoutSpec& spec) = 0;
+
+  // The scratch the reductions below and the norms need, for logits of this
+  // shape and norms of at most `norm_groups` groups.
+  virtual void reserve(const Shape& logits, int64_t norm_groups) = 0;
+  virtual double loss_forward_backward(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
+                                       const LossSpec& spec, const LossSumsReducer& reduce) = 0;
+  virtual double gradient_norm(const float* grads, int64_t count) = 0;
+  virtual void optimizer_step(float* params, const float* grads, float* m, float* v, int64_t count,
+                              const OptimizerSpec& spec, float lr, int64_t step, float grad_scale) = 0;
+};
+
+// A plan that does not fit the device: what it needs and what is free.
+struct OutOfMemory : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::shared_ptr<Backend> cpu_backend();
+// One GPU (the CUDA device `device`, after CUDA_VISIBLE_DEVICES). Throws
+// std::runtime_error when this build has no CUDA backend or the machine no GPU.
+std::shared_ptr<Backend> cuda_backend(int device, Precision precision);
+// The CPU for gpus == 0, the first visible GPU for gpus == 1; more is refused
+// (one process drives one GPU: run one rank per GPU, README "Data parallel").
+std::shared_ptr<Backend> make_backend(int gpus, Precision precision);
+
+}  // namespace unet

@@ -1,0 +1,163 @@
+// The CPU backend: host memory and the CPU ops of kernels/, unchanged.
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <new>
+
+#include "engine/backend.h"
+#include "kernels/crop.h"
+#include "kernels/maxpool.h"
+#include "kernels/upconv.h"
+
+namespace unet {
+namespace {
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("model name", 0) == 0) return "cpu: " + line.substr(line.find(':') + 2);
+  return "cpu";
+}
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return cpu_model(); }
+  bool is_cuda() const override { return false; }
+
+  Memory allocate(int64_t bytes) override {
+    // 64-byte alignment for vector loads; aligned_alloc wants a multiple of it.
+    const size_t size = static_cast<size_t>((std::max<int64_t>(bytes, 1) + 63) / 64 * 64);
+    void* p = std::aligned_alloc(64, size);
+    if (!p) throw std::bad_alloc();
+    std::memset(p, 0, size);
+    held_ += bytes;
+    peak_ = std::max(peak_, held_);
+    return Memory(p, [this, bytes](void* q) {
+      std::free(q);
+      held_ -= bytes;
+    });
+  }
+  void upload(void* dst, const void* host, int64_t bytes) override {
+    if (bytes) std::memcpy(dst, host, static_cast<size_t>(bytes));
+  }
+  void download(void* host, const void* src, int64_t bytes) override {
+    if (bytes) std::memcpy(host, src, static_cast<size_t>(bytes));
+  }
+  void zero(void* dst, int64_t bytes) override { std::memset(dst, 0, static_cast<size_t>(bytes)); }
+  void synchronize() override {}
+  int64_t free_bytes() const override { return std::numeric_limits<int64_t>::max(); }
+  int64_t peak_bytes() const override { return peak_; }
+
+  int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec) override {
+    convs_.push_back({conv_workspace_floats(in, out_channels, spec) * int64_t(sizeof(float)), spec});
+    return static_cast<int>(convs_.size() - 1);
+  }
+  int64_t conv_workspace_bytes(int plan) const override { return convs_.at(plan).workspace; }
+  void conv_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
+                    void* workspace) override {
+    unet::conv_forward(x, w, bias, y, convs_[plan].spec, static_cast<float*>(workspace));
+  }
+  void conv_backward(int plan, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
+                     float* dbias, GradMode mode, void* workspace) override {
+    unet::conv_backward(x, w, dy, dx, dw, dbias, convs_[plan].spec, mode, static_cast<float*>(workspace));
+  }
+
+  int64_t upconv_workspace_bytes(const Shape& in, int64_t out_channels) const override {
+    return upconv_workspace_floats(in, out_channels) * int64_t(sizeof(float));
+  }
+  void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace) override {
+    unet::upconv_forward(x, w, bias, y, static_cast<float*>(workspace));
+  }
+  void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
+                       GradMode mode, void* workspace) override {
+    unet::upconv_backward(x, w, dy, dx, dw, dbias, mode, static_cast<float*>(workspace));
+  }
+
+  void bias_act_forward(const Tensor& y, const float* bias, ActivationSpec act) override {
+    unet::bias_act_forward(y, bias, act);
+  }
+  void bias_act_backward(const Tensor& y, const Tensor& dy, float* dbias, ActivationSpec act) override {
+    unet::bias_act_backward(y, dy, dbias, act);
+  }
+
+  void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
+                          float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
+                          const NormSumsReducer& reduce) override {
+    unet::norm_forward_train(x, y, gamma, beta, mean, invstd, running_mean, running_var, spec, reduce);
+  }
+  void norm_forward_infer(const Tensor& x, const Tensor& y, const float* gamma, const float* beta,
+                          const float* running_mean, const float* running_var, const NormSpec& spec) override {
+    unet::norm_forward_infer(x, y, gamma, beta, running_mean, running_var, spec);
+  }
+  void norm_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, const float* gamma, const float* mean,
+                     const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec,
+                     const NormSumsReducer& reduce) override {
+    unet::norm_backward(x, dy, dx, gamma, mean, invstd, dgamma, dbeta, spec, reduce);
+  }
+
+  void maxpool_forward(const Tensor& x, const Tensor& y, uint8_t* argmax) override {
+    unet::maxpool_forward(x, y, argmax);
+  }
+  void maxpool_backward(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode) override {
+    unet::maxpool_backward(dy, argmax, dx, mode);
+  }
+  void crop_forward(const Tensor& x, const Tensor& y) override { unet::crop_forward(x, y); }
+  void crop_backward(const Tensor& dy, const Tensor& dx, GradMode mode) override { unet::crop_backward(dy, dx, mode); }
+  void dropout_forward(const Tensor& x, const Tensor& y, const DropoutSpec& spec) override {
+    unet::dropout_forward(x, y, spec);
+  }
+  void dropout_backward(const Tensor& dy, const Tensor& dx, const DropoutSpec& spec) override {
+    unet::dropout_backward(dy, dx, spec);
+  }
+
+  void reserve(const Shape&, int64_t) override {}  // the CPU reductions keep their sums on the stack
+  double loss_forward_backward(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
+                               const LossSpec& spec, const LossSumsReducer& reduce) override {
+    return unet::loss_forward_backward(logits, labels, dlogits, spec, reduce);
+  }
+  double gradient_norm(const float* grads, int64_t count) override { return unet::gradient_norm(grads, count); }
+  void optimizer_step(float* params, const float* grads, float* m, float* v, int64_t count, const OptimizerSpec& spec,
+                      float lr, int64_t step, float grad_scale) override {
+    unet::optimizer_step(params, grads, m, v, count, spec, lr, step, grad_scale);
+  }
+
+ private:
+  struct ConvPlan {
+    int64_t workspace;
+    ConvSpec spec;
+  };
+  std::vector<ConvPlan> convs_;
+  int64_t held_ = 0, peak_ = 0;
+};
+
+}  // namespace
+
+std::shared_ptr<Backend> cpu_backend() { return std::make_shared<CpuBackend>(); }
+
+Precision parse_precision(const std::string& text) {
+  if (text == "fp32") return Precision::fp32;
+  if (text == "tf32") return Precision::tf32;
+  if (text == "bf16" || text == "fp16")
+    throw std::invalid_argument("--precision " + text + ": mixed precision (bf16/fp16 activations with fp32 master "
+                                "weights) is not implemented yet; use fp32 or tf32");
+  throw std::invalid_argument("--precision " + text + ": expected fp32 or tf32");
+}
+
+std::shared_ptr<Backend> make_backend(int gpus, Precision precision) {
+  if (gpus < 0) throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": expected 0 (the CPU) or 1");
+  if (gpus == 0) return cpu_backend();
+  if (gpus > 1)
+    throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": one process drives one GPU; for several, run "
+                                "one rank per GPU (srun --ntasks-per-node=GPUS, README \"Data parallel\") with --gpus 1");
+  return cuda_backend(0, precision);
+}
+
+#ifndef UNET_CUDA
+std::shared_ptr<Backend> cuda_backend(int, Precision) {
+  throw std::runtime_error("--gpus: this unet was built without the CUDA backend (no nvcc at build time); rebuild "
+                           "where the CUDA toolkit is installed, or train on the CPU with --gpus 0");
+}
+#endif
+
+}  // namespace unet

@@ -1,0 +1,207 @@
+// The CUDA backend: one GPU, one stream, cuDNN and cuBLAS handles bound to it,
+// the ops of kernels/*.cu. Device memory comes from cudaMalloc when the net is
+// planned; a step allocates nothing (reserve() sizes the reduction scratch).
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/cuda_check.h"
+#include "engine/device_buffer.h"
+#include "kernels/crop.h"
+#include "kernels/maxpool.h"
+#include "kernels/metrics.h"
+#include "kernels/upconv.h"
+
+namespace unet {
+namespace {
+
+std::string mib(int64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, Precision precision) : device_(device), tf32_(precision == Precision::tf32) {
+    UNET_CUDA_CHECK(cudaSetDevice(device));
+    cudaDeviceProp prop{};
+    UNET_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    name_ = "cuda:" + std::to_string(device) + " " + prop.name;
+    UNET_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    UNET_CUDNN_CHECK(cudnnCreate(&cudnn_));
+    UNET_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
+    UNET_CUBLAS_CHECK(cublasCreate(&cublas_));
+    UNET_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    // Strict FP32 GEMMs unless TF32 was asked for (cuBLAS would otherwise follow
+    // NVIDIA_TF32_OVERRIDE and the device default).
+    UNET_CUBLAS_CHECK(cublasSetMathMode(cublas_, tf32_ ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+  }
+  ~CudaBackend() override {
+    convs_.clear();
+    scratch_.reset();
+    if (cublas_) cublasDestroy(cublas_);
+    if (cudnn_) cudnnDestroy(cudnn_);
+    if (stream_) UNET_CUDA_CHECK_NOTHROW(cudaStreamDestroy(stream_));
+  }
+
+  std::string name() const override { return name_; }
+  bool is_cuda() const override { return true; }
+
+  Memory allocate(int64_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t err = cudaMalloc(&p, static_cast<size_t>(std::max<int64_t>(bytes, 1)));
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // not sticky: clear it
+      throw OutOfMemory("cuda:" + std::to_string(device_) + ": cannot allocate " + mib(bytes) + " (" +
+                        mib(free_bytes()) + " free)");
+    }
+    UNET_CUDA_CHECK(err);
+    UNET_CUDA_CHECK(cudaMemsetAsync(p, 0, static_cast<size_t>(bytes), stream_));
+    held_ += bytes;
+    peak_ = std::max(peak_, held_);
+    return Memory(p, [this, bytes](void* q) {
+      UNET_CUDA_CHECK_NOTHROW(cudaFree(q));
+      held_ -= bytes;
+    });
+  }
+  void upload(void* dst, const void* host, int64_t bytes) override {
+    if (bytes) UNET_CUDA_CHECK(cudaMemcpyAsync(dst, host, size_t(bytes), cudaMemcpyHostToDevice, stream_));
+  }
+  void download(void* host, const void* src, int64_t bytes) override {
+    if (bytes) UNET_CUDA_CHECK(cudaMemcpyAsync(host, src, size_t(bytes), cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+  }
+  void zero(void* dst, int64_t bytes) override {
+    if (bytes) UNET_CUDA_CHECK(cudaMemsetAsync(dst, 0, size_t(bytes), stream_));
+  }
+  void synchronize() override { UNET_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  int64_t free_bytes() const override {
+    size_t free = 0, total = 0;
+    UNET_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    return static_cast<int64_t>(free);
+  }
+  int64_t peak_bytes() const override { return peak_; }
+
+  int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec) override {
+    convs_.push_back(std::make_unique<ConvCudnn>(cudnn_, in, out_channels, spec, tf32_));
+    return static_cast<int>(convs_.size() - 1);
+  }
+  int64_t conv_workspace_bytes(int plan) const override { return int64_t(convs_.at(plan)->workspace_bytes()); }
+  void conv_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
+                    void* workspace) override {
+    convs_[plan]->forward(x, w, bias, y, workspace, stream_);
+  }
+  void conv_backward(int plan, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
+                     float* dbias, GradMode mode, void* workspace) override {
+    convs_[plan]->backward(x, w, dy, dx, dw, dbias, mode, workspace, stream_);
+  }
+
+  int64_t upconv_workspace_bytes(const Shape& in, int64_t out_channels) const override {
+    return upconv_workspace_floats_cuda(in, out_channels) * int64_t(sizeof(float));
+  }
+  void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace) override {
+    upconv_forward_cuda(cublas_, x, w, bias, y, static_cast<float*>(workspace), stream_);
+  }
+  void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
+                       GradMode mode, void* workspace) override {
+    upconv_backward_cuda(cublas_, x, w, dy, dx, dw, dbias, mode, static_cast<float*>(workspace), stream_);
+  }
+
+  void bias_act_forward(const Tensor& y, const float* bias, ActivationSpec act) override {
+    bias_act_forward_cuda(y, bias, act, stream_);
+  }
+  void bias_act_backward(const Tensor& y, const Tensor& dy, float* dbias, ActivationSpec act) override {
+    bias_act_backward_cuda(y, dy, dbias, act, stream_);
+  }
+
+  void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
+                          float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
+                          const NormSumsReducer& reduce) override {
+    no_sync_batchnorm(reduce);
+    norm_forward_train_cuda(x, y, gamma, beta, mean, invstd, running_mean, running_var, spec, scratch(), stream_);
+  }
+  void norm_forward_infer(const Tensor& x, const Tensor& y, const float* gamma, const float* beta,
+                          const float* running_mean, const float* running_var, const NormSpec& spec) override {
+    norm_forward_infer_cuda(x, y, gamma, beta, running_mean, running_var, spec, scratch(), stream_);
+  }
+  void norm_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, const float* gamma, const float* mean,
+                     const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec,
+                     const NormSumsReducer& reduce) override {
+    no_sync_batchnorm(reduce);
+    norm_backward_cuda(x, dy, dx, gamma, mean, invstd, dgamma, dbeta, spec, scratch(), stream_);
+  }
+
+  void maxpool_forward(const Tensor& x, const Tensor& y, uint8_t* argmax) override {
+    maxpool_forward_cuda(x, y, argmax, stream_);
+  }
+  void maxpool_backward(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode) override {
+    maxpool_backward_cuda(dy, argmax, dx, mode, stream_);
+  }
+  void crop_forward(const Tensor& x, const Tensor& y) override { crop_forward_cuda(x, y, stream_); }
+  void crop_backward(const Tensor& dy, const Tensor& dx, GradMode mode) override {
+    crop_backward_cuda(dy, dx, mode, stream_);
+  }
+  void dropout_forward(const Tensor& x, const Tensor& y, const DropoutSpec& spec) override {
+    dropout_forward_cuda(x, y, spec, stream_);
+  }
+  void dropout_backward(const Tensor& dy, const Tensor& dx, const DropoutSpec& spec) override {
+    dropout_backward_cuda(dy, dx, spec, stream_);
+  }
+
+  void reserve(const Shape& logits, int64_t norm_groups) override {
+    const int64_t doubles =
+        std::max({3 * norm_groups, loss_workspace_doubles(logits), int64_t(kGradientNormBlocks + 1)});
+    if (doubles <= scratch_doubles_) return;
+    synchronize();  // the old scratch may still be in use by queued ops
+    scratch_.reset();
+    scratch_ = allocate(doubles * int64_t(sizeof(double)));
+    scratch_doubles_ = doubles;
+  }
+  double loss_forward_backward(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
+                               const LossSpec& spec, const LossSumsReducer& reduce) override {
+    if (reduce)
+      throw std::invalid_argument("data parallelism on GPUs needs the loss sums reduced on the device: not built yet");
+    if (loss_workspace_doubles(logits.shape) > scratch_doubles_) reserve(logits.shape, 0);
+    return loss_forward_backward_cuda(logits, labels, dlogits, spec, scratch(), stream_);
+  }
+  double gradient_norm(const float* grads, int64_t count) override {
+    return gradient_norm_cuda(grads, count, scratch(), stream_);
+  }
+  void optimizer_step(float* params, const float* grads, float* m, float* v, int64_t count, const OptimizerSpec& spec,
+                      float lr, int64_t step, float grad_scale) override {
+    optimizer_step_cuda(params, grads, m, v, count, spec, lr, step, grad_scale, stream_);
+  }
+
+ private:
+  double* scratch() {
+    if (!scratch_) reserve(Shape{}, 0);
+    return static_cast<double*>(scratch_.get());
+  }
+  static void no_sync_batchnorm(const NormSumsReducer& reduce) {
+    if (reduce) throw std::invalid_argument("--sync-batchnorm: the CUDA backend has no synchronized batch norm yet");
+  }
+
+  int device_;
+  bool tf32_;
+  std::string name_;
+  cudaStream_t stream_ = nullptr;
+  cudnnHandle_t cudnn_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::vector<std::unique_ptr<ConvCudnn>> convs_;
+  int64_t held_ = 0, peak_ = 0;
+  Memory scratch_;
+  int64_t scratch_doubles_ = 0;
+};
+
+}  // namespace
+
+std::shared_ptr<Backend> cuda_backend(int device, Precision precision) {
+  const int count = cuda_device_count();
+  if (count == 0)
+    throw std::runtime_error("--gpus: no CUDA GPU is visible (no driver, or CUDA_VISIBLE_DEVICES empty); train on the "
+                             "CPU with --gpus 0, or run on a GPU node");
+  if (device >= count)
+    throw std::runtime_error("--gpus: GPU " + std::to_string(device) + " asked for, " + std::to_string(count) +
+                             " visible");
+  return std::make_shared<CudaBackend>(device, precision);
+}
+
+}  // namespace unet

@@ -1,0 +1,15 @@
+#include "tools/device_options.h"
+
+namespace unet {
+
+std::shared_ptr<Backend> DeviceOptions::backend() const { return make_backend(gpus, parse_precision(precision)); }
+
+void add_device_options(CLI::App& cmd, DeviceOptions& o) {
+  cmd.add_option("--gpus", o.gpus, "GPUs to use: 0 (the CPU) or 1 (one per process)")->capture_default_str();
+  cmd.add_option("--precision", o.precision,
+                 "Convolution arithmetic on a GPU: fp32 (strict) or tf32 (tensor cores, Ampere and later)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}))
+      ->capture_default_str();
+}
+
+}  // namespace unet

@@ -1,0 +1,24 @@
+// Where a command runs (shared by train, predict and bench): --gpus and
+// --precision, turned into the backend the model moves to.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "engine/backend.h"
+
+namespace unet {
+
+struct DeviceOptions {
+  int gpus = 0;
+  std::string precision = "fp32";
+  // The CPU for --gpus 0, this process's GPU for --gpus 1; throws
+  // std::invalid_argument / std::runtime_error saying what to change.
+  std::shared_ptr<Backend> backend() const;
+};
+
+void add_device_options(CLI::App& cmd, DeviceOptions& o);
+
+}  // namespace unet
