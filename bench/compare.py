@@ -48,6 +48,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=0, help="override every configuration's batch")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--precision", default="", help="unet.cu's --precision (default: tf32 on a GPU, as PyTorch's "
+                    "cuDNN convolutions default to TF32; fp32 on the CPU)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for every process")
     ap.add_argument("--unet", default=os.path.join(HERE, "..", "build", "tools", "unet"))
     ap.add_argument("--python", default=sys.executable, help="python3 with PyTorch (and MONAI)")
@@ -58,6 +60,8 @@ def main():
     a = ap.parse_args()
 
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    precision = a.precision or ("tf32" if a.device == "cuda" else "fp32")
+    device_args = ["--gpus", "1" if a.device == "cuda" else "0", "--precision", precision]
     tmp = tempfile.mkdtemp(prefix="unet_compare_")
     rows = []
     for name in a.configs.split(","):
@@ -66,8 +70,8 @@ def main():
         common = ["--dims", str(dims), "--size", size, "--filters", str(filters), "--depth", str(depth),
                   "--batch-size", str(batch), "--steps", str(a.steps), "--warmup", str(a.warmup)]
         weights = os.path.join(tmp, name + ".safetensors")
-        ours, err = run([a.unet, "bench", *common, "--save-weights", weights], env, a.timeout)
-        rows.append((name, "unet.cu fp32", ours, err))
+        ours, err = run([a.unet, "bench", *common, *device_args, "--save-weights", weights], env, a.timeout)
+        rows.append((name, "unet.cu " + precision, ours, err))
         for spec in a.baselines.split(","):
             net, mode = spec.split("-")
             if net == "onnxruntime":
@@ -86,7 +90,7 @@ def main():
                    "--device", a.device, "--threads", str(a.threads), *common]
             result, err = run(cmd, env, a.timeout)
             rows.append((name, f"{'PyTorch' if net == 'unet' else 'MONAI BasicUNet'} {mode}", result, err))
-        first = max(i for i, r in enumerate(rows) if r[1] == "unet.cu fp32")
+        first = max(i for i, r in enumerate(rows) if r[1].startswith("unet.cu"))
         for r in rows[first:]:
             print(f"{r[0]:<20} {r[1]:<24} " + (json.dumps(r[2]) if r[2] else "FAILED: " + r[3]), file=sys.stderr)
             if a.json and r[2]:
@@ -106,7 +110,7 @@ def main():
             print(f"| {name} | | {label} | failed: {err} | | | | | |")
             continue
         train, infer, base = r["train"], r["inference"], ours.get(name)
-        mem = (train or {}).get("peak_memory_mib") or r.get("peak_rss_mib")
+        mem = (train or {}).get("peak_memory_mib") or r.get("peak_device_mib") or r.get("peak_rss_mib")
         cells = [f"{train['images_per_s']:.2f}" if train else "", f"{train['ms_per_step']:.0f}" if train else "",
                  f"{infer['images_per_s']:.2f}", f"{mem:.0f}",
                  f"{base['train']['images_per_s'] / train['images_per_s']:.2f}" if base and train else "",

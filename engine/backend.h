@@ -105,7 +105,10 @@ struct OutOfMemory : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::shared_ptr<Backend> cpu_backend();
+// memory_limit > 0 bounds what the CPU backend allocates (its free_bytes()
+// counts down from it), so that the out-of-memory path can be tested and a CPU
+// run kept within a budget; 0: no bound.
+std::shared_ptr<Backend> cpu_backend(int64_t memory_limit = 0);
 // One GPU (the CUDA device `device`, after CUDA_VISIBLE_DEVICES). Throws
 // std::runtime_error when this build has no CUDA backend or the machine no GPU.
 std::shared_ptr<Backend> cuda_backend(int device, Precision precision);

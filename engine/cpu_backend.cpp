@@ -22,10 +22,14 @@ std::string cpu_model() {
 
 class CpuBackend final : public Backend {
  public:
+  explicit CpuBackend(int64_t limit) : limit_(limit) {}
   std::string name() const override { return cpu_model(); }
   bool is_cuda() const override { return false; }
 
   Memory allocate(int64_t bytes) override {
+    if (bytes > free_bytes())
+      throw OutOfMemory("cpu: cannot allocate " + std::to_string(bytes >> 20) + " MiB within the memory limit (" +
+                        std::to_string(free_bytes() >> 20) + " MiB free)");
     // 64-byte alignment for vector loads; aligned_alloc wants a multiple of it.
     const size_t size = static_cast<size_t>((std::max<int64_t>(bytes, 1) + 63) / 64 * 64);
     void* p = std::aligned_alloc(64, size);
@@ -46,7 +50,9 @@ class CpuBackend final : public Backend {
   }
   void zero(void* dst, int64_t bytes) override { std::memset(dst, 0, static_cast<size_t>(bytes)); }
   void synchronize() override {}
-  int64_t free_bytes() const override { return std::numeric_limits<int64_t>::max(); }
+  int64_t free_bytes() const override {
+    return limit_ > 0 ? limit_ - held_ : std::numeric_limits<int64_t>::max();
+  }
   int64_t peak_bytes() const override { return peak_; }
 
   int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec) override {
@@ -128,12 +134,12 @@ class CpuBackend final : public Backend {
     ConvSpec spec;
   };
   std::vector<ConvPlan> convs_;
-  int64_t held_ = 0, peak_ = 0;
+  int64_t limit_, held_ = 0, peak_ = 0;
 };
 
 }  // namespace
 
-std::shared_ptr<Backend> cpu_backend() { return std::make_shared<CpuBackend>(); }
+std::shared_ptr<Backend> cpu_backend(int64_t memory_limit) { return std::make_shared<CpuBackend>(memory_limit); }
 
 Precision parse_precision(const std::string& text) {
   if (text == "fp32") return Precision::fp32;

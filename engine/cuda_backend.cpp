@@ -30,9 +30,8 @@ class CudaBackend final : public Backend {
     UNET_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
     UNET_CUBLAS_CHECK(cublasCreate(&cublas_));
     UNET_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
-    // Strict FP32 GEMMs unless TF32 was asked for (cuBLAS would otherwise follow
-    // NVIDIA_TF32_OVERRIDE and the device default).
-    UNET_CUBLAS_CHECK(cublasSetMathMode(cublas_, tf32_ ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+    // FP32 GEMMs (cuBLAS's default math) unless TF32 was asked for.
+    UNET_CUBLAS_CHECK(cublasSetMathMode(cublas_, tf32_ ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   }
   ~CudaBackend() override {
     convs_.clear();

@@ -235,13 +235,15 @@ void UNet::plan(const Shape& input) {
 }
 
 OutOfMemory UNet::does_not_fit(int64_t bytes, int64_t batch) const {
-  // Activations grow with the batch; the parameters are already resident.
+  // Everything but the convolution workspace grows with the batch (the
+  // parameters are resident already).
   const int64_t free = backend_->free_bytes();
-  const int64_t fits = free / std::max<int64_t>(1, bytes / batch);
+  const int64_t per_sample = std::max<int64_t>(1, (bytes - workspace_bytes_ + batch - 1) / batch);
+  const int64_t fits = std::max<int64_t>(0, (free - workspace_bytes_) / per_sample);
   auto mib = [](int64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) + " MiB"; };
   return OutOfMemory("a batch of " + std::to_string(batch) + " needs " + mib(bytes) + " on " + backend_->name() +
                      " beside the model's parameters; " + mib(free) + " are free. " +
-                     (fits > 0 ? "The largest batch that fits is about " + std::to_string(fits) +
+                     (fits > 0 ? "The largest batch that fits is " + std::to_string(fits) +
                                      ": lower --batch-size to it (or --size)"
                                : "Not even one sample fits: lower --size, --start-filters or --depth"));
 }

@@ -11,6 +11,9 @@
 #include <string>
 
 #include "tests/run_binary.h"
+#ifdef UNET_CUDA
+#include "engine/device_buffer.h"
+#endif
 
 namespace {
 
@@ -32,6 +35,35 @@ TEST(Cli, HelpExitsZero) {
 }
 
 TEST(Cli, NoSubcommandFails) { EXPECT_NE(run("").status, 0); }
+
+// Asking for a GPU where there is none, or for what is not built, says so and
+// what to do instead.
+TEST(Cli, GpuOptionsRefuseWhatCannotRunAndSayWhy) {
+#ifdef UNET_CUDA
+  if (unet::cuda_device_count() > 0) GTEST_SKIP() << "a GPU is present: tests/gpu runs --gpus 1 for real";
+  const char* no_gpu = "no CUDA GPU is visible";
+#else
+  const char* no_gpu = "built without the CUDA backend";
+#endif
+  const std::string dir = ::testing::TempDir() + "unet_test_cli_gpu_" + std::to_string(::getpid());
+  for (const std::string& args :
+       {"train --steps 1 -o '" + dir + "' --gpus 1", std::string("bench --size 64x64 --depth 2 --steps 1 --gpus 1")}) {
+    const Result r = run(args);
+    EXPECT_NE(r.status, 0) << r.out;
+    EXPECT_THAT(r.out, HasSubstr(no_gpu));
+    EXPECT_THAT(r.out, HasSubstr("--gpus 0"));
+  }
+  Result r = run("bench --gpus 2");
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.out, HasSubstr("one process drives one GPU"));
+  r = run("bench --precision bf16 --size 64x64 --depth 2");
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.out, HasSubstr("not implemented yet; use fp32 or tf32"));
+  r = run("bench --precision fp64");
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.out, HasSubstr("--precision"));
+  fs::remove_all(dir);
+}
 
 TEST(Cli, InfoOnIsbiSlice) {
   const std::string path = kData + "isbi2012/train/image/0.png";

@@ -214,5 +214,54 @@ TEST(Model, AdamStepsFitOneBatch) {
   EXPECT_LT(last, 0.5 * first) << "first " << first << ", last " << last;
 }
 
+// A batch that does not fit says what it needs and the batch that does; that
+// batch then plans, and the failed plan left nothing allocated.
+TEST(Model, PlanThatDoesNotFitNamesTheBatchThatFits) {
+  UNetConfig c = tiny(2, 3, NormChoice::batch, 2);
+  c.start_filters = 8;
+  const Shape big = shape2d(16, 2, 64, 64);
+  UNet probe(c);
+  probe.plan(big);
+  const int64_t need = probe.arena_bytes();
+
+  UNet model(c);
+  model.to(cpu_backend(need / 3));  // a third of what the plan needs
+  try {
+    model.plan(big);
+    FAIL() << "planned " << need << " bytes within " << need / 3;
+  } catch (const OutOfMemory& e) {
+    const std::string what = e.what();
+    EXPECT_THAT(what, ::testing::HasSubstr("a batch of 16 needs"));
+    const size_t at = what.find("largest batch that fits is ");
+    ASSERT_NE(at, std::string::npos) << what;
+    const int fits = std::stoi(what.substr(at + 27));
+    EXPECT_GE(fits, 3) << what;
+    EXPECT_LT(fits, 6) << what;
+    EXPECT_EQ(model.backend().peak_bytes(), 0) << "a failed plan allocated before refusing";
+    Shape ok = big;
+    ok.n = fits;
+    EXPECT_NO_THROW(model.plan(ok)) << what;
+  }
+}
+
+// Moving to a backend and back keeps the parameters and what forward computes.
+TEST(Model, MovingBetweenBackendsKeepsTheModel) {
+  UNetConfig c = tiny(2, 2, NormChoice::batch, 2);
+  const Shape s = shape2d(2, 2, 8, 8);
+  UNet a(c), b(c);
+  b.to(cpu_backend(int64_t(1) << 30));
+  a.plan(s);
+  b.plan(s);
+  auto x = random_vector(s.count(), 3);
+  const Tensor ya = a.forward(a.stage_input(x.data()), false);
+  const std::vector<float> first(ya.data, ya.data + ya.shape.count());
+  const Tensor yb = b.forward(b.stage_input(x.data()), false);
+  EXPECT_TRUE(std::equal(first.begin(), first.end(), yb.data));
+  EXPECT_EQ(b.input_shape(), s);
+  b.to(cpu_backend());
+  EXPECT_NE(b.input_shape(), s) << "a move drops the plan";
+  EXPECT_TRUE(std::equal(a.params(), a.params() + a.parameter_count(), b.params()));
+}
+
 }  // namespace
 }  // namespace unet

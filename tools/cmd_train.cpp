@@ -252,6 +252,7 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
     const bool lead = who.rank == 0;
     if (!lead) std::freopen("/dev/null", "w", stdout);  // one voice in the job's log; errors still on stderr
     resolve(*cmd, *o);
+    const std::shared_ptr<Backend> backend = o->device.backend();  // before any work: a missing GPU fails fast
     if (o->model.batch % who.world)
       throw std::invalid_argument("--batch-size " + std::to_string(o->model.batch) + " is the global batch; it does "
                                   "not divide over " + std::to_string(who.world) + " ranks: use a multiple of " +
@@ -274,7 +275,7 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
       load_weights(model, f, o->load_weights);
       std::printf("weights from %s\n", o->load_weights.c_str());
     }
-    model.to(o->device.backend());
+    model.to(backend);
     Shape batch = o->model.input_shape();
     batch.n /= who.world;  // per rank
     model.plan(batch);

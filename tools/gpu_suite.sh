@@ -7,8 +7,9 @@
 #                                   when the -dev packages are missing, builds for the
 #                                   GPU at hand, runs every test, compute-sanitizer
 #                                   (memcheck, racecheck) over the GPU tests, the kernel
-#                                   benchmarks, the PyTorch and MONAI baselines on this GPU
-#                                   (where its python3 has PyTorch), and writes
+#                                   benchmarks, `unet bench --gpus 1`, unet.cu against the
+#                                   PyTorch and MONAI baselines on this GPU (bench/compare.py,
+#                                   where its python3 has PyTorch), and writes
 #                                   DIR/report.md (+ JSON).
 #
 # cuDNN and NCCL may come from the toolkit or from PyTorch's pip wheels
@@ -108,18 +109,23 @@ run() {
   grep -E "^BM_|^-|Benchmark" "$out/bench.log" >>"$report" || true
   endsection
 
-  section "PyTorch and MONAI baselines on this GPU (bench/baselines/torch_bench.py)"
-  if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
-    local shape
-    for shape in "--dims 2 --size 512x512 --filters 64 --batch-size 8" "--dims 2 --size 256x256 --filters 32 --batch-size 8" \
-                 "--dims 3 --size 128x128x64 --filters 32 --batch-size 2"; do
-      for mode in eager amp compile; do
-        # shellcheck disable=SC2086
-        python3 bench/baselines/torch_bench.py --device cuda --mode $mode $shape >>"$out/baselines.jsonl" 2>>"$out/baselines.log" ||
-          echo "failed: $mode $shape" >>"$report"
-      done
+  section "unet bench --gpus 1 (the issue's target shapes; fp32 and tf32)"
+  local shape precision
+  for shape in "--size 512x512 --filters 64 --depth 4 --batch-size 8" "--size 256x256 --filters 32 --depth 4 --batch-size 8" \
+               "--dims 3 --size 128x128x64 --filters 32 --depth 4 --batch-size 2"; do
+    for precision in fp32 tf32; do
+      # shellcheck disable=SC2086
+      build-gpu/tools/unet bench --gpus 1 --precision $precision $shape --steps 10 --warmup 3 \
+        >>"$out/unet_bench.jsonl" 2>>"$out/unet_bench.log" || { status=1; echo "failed: $precision $shape" >>"$report"; }
     done
-    cat "$out/baselines.jsonl" >>"$report"
+  done
+  cat "$out/unet_bench.jsonl" >>"$report" || true
+  endsection
+
+  section "unet.cu against PyTorch and MONAI on this GPU (bench/compare.py)"
+  if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+    python3 bench/compare.py --device cuda --unet build-gpu/tools/unet --configs 2d-512-f64,2d-256-f32,3d-128x128x64-f32 \
+      --steps 10 --warmup 3 --json "$out/compare.jsonl" >>"$report" 2>>"$out/compare.log" || status=1
   else
     echo "skipped: python3 here has no PyTorch with CUDA" >>"$report"
   fi

@@ -1,0 +1,260 @@
+// The whole U-Net on the GPU against the CPU, through the same call list: one
+// training step (loss, logits, every parameter's gradient, the running
+// statistics) for 2D and 3D nets with each norm, "valid" padding and dropout;
+// ten steps of SGD with momentum; bit-for-bit repeats on the GPU; TF32; a batch
+// too large for the device; and the binary's train, predict and bench with
+// --gpus 1. Skips, saying so, where no GPU is present.
+//
+// Tolerances, relative to the largest magnitude of each compared tensor: FP32
+// 1e-3 (every convolution sums in another order than the CPU's GEMMs, and a
+// step goes through a dozen of them and their norms); TF32 5e-2 (10-bit
+// mantissas in the convolutions); ten SGD steps 1e-3 of the weights.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/device_buffer.h"
+#include "engine/unet_model.h"
+#include "io/png.h"
+#include "io/synthetic.h"
+#include "tests/gradcheck.h"
+#include "tests/run_binary.h"
+
+namespace unet {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using test::random_vector;
+
+class GpuModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA GPU on this machine: the U-Net on the GPU not checked";
+  }
+};
+
+struct Net {
+  const char* name;
+  UNetConfig config;
+  Shape input;
+  LossKind loss;
+};
+
+UNetConfig net(int dims, int depth, NormChoice norm, int classes, Padding padding, float dropout, Activation act) {
+  UNetConfig c;
+  c.dims = dims;
+  c.depth = depth;
+  c.start_filters = 8;
+  c.norm = norm;
+  c.classes = classes;
+  c.head = default_head(classes);
+  c.padding = padding;
+  c.dropout = dropout;
+  c.activation = {act, 0.01f};
+  c.in_channels = 2;
+  c.seed = 11;
+  return c;
+}
+
+std::vector<Net> nets() {
+  return {
+      {"2d_batch_softmax", net(2, 3, NormChoice::batch, 3, Padding::same, 0.f, Activation::relu), shape2d(2, 2, 32, 48),
+       LossKind::dice_ce},
+      {"2d_valid_dropout_sigmoid", net(2, 2, NormChoice::none, 2, Padding::valid, 0.2f, Activation::leaky_relu),
+       shape2d(2, 2, 44, 44), LossKind::bce},
+      {"3d_instance_softmax", net(3, 2, NormChoice::instance, 2, Padding::same, 0.f, Activation::relu),
+       shape3d(2, 2, 16, 16, 24), LossKind::dice_ce},
+  };
+}
+
+std::vector<int32_t> labels_for(const Shape& out, int classes, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> g(out.n * out.spatial());
+  for (auto& v : g) v = int32_t(rng() % uint64_t(classes));
+  return g;
+}
+
+struct StepResult {
+  double loss = 0;
+  std::vector<float> logits, grads, state;
+};
+
+StepResult train_step(UNet& m, const std::vector<float>& x, const std::vector<int32_t>& labels, const LossSpec& spec,
+                      uint64_t step) {
+  StepResult r;
+  m.zero_grads();
+  const Tensor in = m.stage_input(x.data());
+  const int32_t* lab = m.stage_labels(labels.data());
+  const Tensor logits = m.forward(in, true, step);
+  r.loss = m.backend().loss_forward_backward(logits, lab, m.dlogits(), spec, nullptr);
+  const Tensor host = m.logits_on_host();
+  r.logits.assign(host.data, host.data + host.shape.count());
+  m.backward(in);
+  m.copy_grads_to_host();
+  m.copy_to_host();
+  r.grads.assign(m.grads(), m.grads() + m.parameter_count());
+  r.state = m.state();
+  return r;
+}
+
+double max_abs(const float* a, int64_t n) {
+  double m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, double(std::fabs(a[i])));
+  return m;
+}
+
+// max |a - b| <= tol x max |a| over [offset, offset + count), named on failure.
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, int64_t offset, int64_t count, double tol,
+                  const std::string& what) {
+  const double scale = std::max(max_abs(a.data() + offset, count), 1e-6);
+  double worst = 0;
+  for (int64_t i = offset; i < offset + count; ++i) worst = std::max(worst, double(std::fabs(a[i] - b[i])));
+  EXPECT_LE(worst, tol * scale) << what << ": max difference " << worst << " against magnitude " << scale;
+}
+
+void expect_step_matches(const Net& n, Precision precision, double tol) {
+  UNet cpu(n.config), gpu(n.config);
+  gpu.to(cuda_backend(0, precision));
+  cpu.plan(n.input);
+  gpu.plan(n.input);
+  const auto x = random_vector(n.input.count(), 3);
+  const auto labels = labels_for(cpu.output_shape(), n.config.classes, 4);
+  const LossSpec spec = make_loss(n.loss, n.config.head);
+  const StepResult a = train_step(cpu, x, labels, spec, 7), b = train_step(gpu, x, labels, spec, 7);
+  EXPECT_NEAR(a.loss, b.loss, tol * std::fabs(a.loss)) << n.name;
+  expect_close(a.logits, b.logits, 0, int64_t(a.logits.size()), tol, std::string(n.name) + " logits");
+  for (const ParamInfo& p : cpu.param_table())
+    expect_close(a.grads, b.grads, p.offset, p.count, tol, std::string(n.name) + " gradient of " + p.name);
+  if (!a.state.empty()) expect_close(a.state, b.state, 0, int64_t(a.state.size()), tol, std::string(n.name) + " state");
+}
+
+TEST_F(GpuModel, TrainingStepMatchesCpuFp32) {
+  for (const Net& n : nets()) expect_step_matches(n, Precision::fp32, 1e-3);
+}
+
+TEST_F(GpuModel, TrainingStepMatchesCpuTf32) {
+  for (const Net& n : nets()) expect_step_matches(n, Precision::tf32, 5e-2);
+}
+
+TEST_F(GpuModel, StepRepeatsBitForBit) {
+  const Net n = nets()[0];
+  UNet a(n.config), b(n.config);
+  a.to(cuda_backend(0, Precision::fp32));
+  b.to(cuda_backend(0, Precision::fp32));
+  a.plan(n.input);
+  b.plan(n.input);
+  const auto x = random_vector(n.input.count(), 5);
+  const auto labels = labels_for(a.output_shape(), n.config.classes, 6);
+  const LossSpec spec = make_loss(n.loss, n.config.head);
+  const StepResult ra = train_step(a, x, labels, spec, 1), rb = train_step(b, x, labels, spec, 1);
+  EXPECT_EQ(ra.loss, rb.loss);
+  EXPECT_EQ(std::memcmp(ra.grads.data(), rb.grads.data(), ra.grads.size() * sizeof(float)), 0)
+      << "deterministic algorithms and fixed-order reductions should repeat exactly";
+}
+
+TEST_F(GpuModel, TenSgdStepsMatchCpu) {
+  const Net n = nets()[0];
+  UNet cpu(n.config), gpu(n.config);
+  gpu.to(cuda_backend(0, Precision::fp32));
+  cpu.plan(n.input);
+  gpu.plan(n.input);
+  const LossSpec spec = make_loss(n.loss, n.config.head);
+  OptimizerSpec sgd;
+  sgd.kind = OptimizerKind::sgd;
+  const int64_t count = cpu.parameter_count(), bytes = count * int64_t(sizeof(float));
+  std::vector<Backend::Memory> moments;
+  for (UNet* m : {&cpu, &gpu}) moments.push_back(m->backend().allocate(bytes));
+  for (int step = 1; step <= 10; ++step) {
+    const auto x = random_vector(n.input.count(), 100 + step);
+    const auto labels = labels_for(cpu.output_shape(), n.config.classes, 200 + step);
+    double loss[2];
+    int i = 0;
+    for (UNet* m : {&cpu, &gpu}) {
+      m->zero_grads();
+      const Tensor in = m->stage_input(x.data());
+      loss[i] = m->backend().loss_forward_backward(m->forward(in, true, step), m->stage_labels(labels.data()),
+                                                   m->dlogits(), spec, nullptr);
+      m->backward(in);
+      m->backend().optimizer_step(m->device_params(), m->device_grads(), static_cast<float*>(moments[i].get()),
+                                  nullptr, count, sgd, 1e-2f, step, 1.f);
+      ++i;
+    }
+    EXPECT_NEAR(loss[0], loss[1], 1e-3 * std::fabs(loss[0])) << "step " << step;
+  }
+  gpu.copy_to_host();
+  const std::vector<float> a(cpu.params(), cpu.params() + count), b(gpu.params(), gpu.params() + count);
+  for (const ParamInfo& p : cpu.param_table()) expect_close(a, b, p.offset, p.count, 1e-3, "after 10 steps: " + p.name);
+  expect_close(cpu.state(), gpu.state(), 0, int64_t(cpu.state().size()), 1e-3, "running statistics after 10 steps");
+}
+
+TEST_F(GpuModel, BatchTooLargeNamesTheBatchThatFits) {
+  UNetConfig c = net(2, 4, NormChoice::batch, 2, Padding::same, 0.f, Activation::relu);
+  c.start_filters = 64;
+  c.in_channels = 1;
+  UNet model(c);
+  model.to(cuda_backend(0, Precision::fp32));
+  try {
+    model.plan(shape2d(4096, 1, 1024, 1024));
+    FAIL() << "a 4096 x 1024 x 1024 batch planned";
+  } catch (const OutOfMemory& e) {
+    const std::string what = e.what();
+    EXPECT_THAT(what, HasSubstr("a batch of 4096 needs"));
+    EXPECT_THAT(what, HasSubstr("cuda:0"));
+    const size_t at = what.find("largest batch that fits is ");
+    ASSERT_NE(at, std::string::npos) << what;
+    const int fits = std::stoi(what.substr(at + 27));
+    ASSERT_GT(fits, 0) << what;
+    EXPECT_NO_THROW(model.plan(shape2d(fits, 1, 1024, 1024))) << what;
+  }
+}
+
+// The binary: a default run trains on the GPU, predicts what the CPU predicts
+// from the same weights, and `unet bench` reports the GPU.
+TEST_F(GpuModel, BinaryTrainsPredictsAndBenchesOnTheGpu) {
+  const fs::path dir = fs::path(::testing::TempDir()) / ("unet_gpu_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "image");
+  const test::Result t = test::run_unet("train --gpus 1 --run-dir '" + (dir / "run").string() + "'");
+  ASSERT_EQ(t.status, 0) << t.out;
+  EXPECT_THAT(t.out, HasSubstr("on cuda:0"));
+  const size_t at = t.out.rfind("mean foreground Dice ");
+  ASSERT_NE(at, std::string::npos) << t.out;
+  EXPECT_GT(std::stod(t.out.substr(at + 21)), 0.9) << t.out;
+
+  SyntheticSpec spec;
+  spec.size = 128;
+  const auto [image, label] = synthetic_em(spec, 99);
+  write_png((dir / "image" / "0.png").string(), image);
+  for (int gpus : {0, 1}) {
+    const test::Result p = test::run_unet("predict --gpus " + std::to_string(gpus) + " -w '" +
+                                          (dir / "run" / "best.safetensors").string() + "' '" +
+                                          (dir / "image").string() + "' -o '" + (dir / ("pred" + std::to_string(gpus))).string() + "'");
+    ASSERT_EQ(p.status, 0) << p.out;
+  }
+  const Volume a = read_png((dir / "pred0" / "0_mask.png").string()), b = read_png((dir / "pred1" / "0_mask.png").string());
+  ASSERT_EQ(a.voxels.size(), b.voxels.size());
+  int64_t differ = 0;
+  for (size_t i = 0; i < a.voxels.size(); ++i) differ += a.voxels[i] != b.voxels[i];
+  EXPECT_LE(differ, int64_t(a.voxels.size() / 1000)) << "pixels where the GPU's mask differs from the CPU's";
+
+  const test::Result bench = test::run_unet("bench --gpus 1 --size 256x256 --batch-size 2 --steps 3");
+  ASSERT_EQ(bench.status, 0) << bench.out;
+  const nlohmann::json j = nlohmann::json::parse(bench.out.substr(bench.out.find('{')));
+  EXPECT_THAT(j["device"].get<std::string>(), HasSubstr("cuda:0"));
+  EXPECT_GT(j["train"]["images_per_s"].get<double>(), 0);
+  EXPECT_GT(j["peak_device_mib"].get<double>(), 0);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace unet
