@@ -45,6 +45,7 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;  // "cpu: <model>" or "cuda:0 <device name>"
   virtual bool is_cuda() const = 0;
+  virtual Stream stream() const = 0;  // the CUDA stream the ops queue on (null on the CPU): for NCCL
 
   // Memory, zeroed. Throws OutOfMemory (below) when the device cannot hold it.
   virtual Memory allocate(int64_t bytes) = 0;
@@ -112,8 +113,9 @@ std::shared_ptr<Backend> cpu_backend(int64_t memory_limit = 0);
 // One GPU (the CUDA device `device`, after CUDA_VISIBLE_DEVICES). Throws
 // std::runtime_error when this build has no CUDA backend or the machine no GPU.
 std::shared_ptr<Backend> cuda_backend(int device, Precision precision);
-// The CPU for gpus == 0, the first visible GPU for gpus == 1; more is refused
-// (one process drives one GPU: run one rank per GPU, README "Data parallel").
-std::shared_ptr<Backend> make_backend(int gpus, Precision precision);
+// The CPU for gpus == 0; for gpus == 1 the visible GPU numbered local_rank
+// (modulo the visible GPUs). More is refused: one process drives one GPU, and
+// several GPUs are several ranks (README "Data parallel").
+std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_rank = 0);
 
 }  // namespace unet

@@ -6,6 +6,9 @@
 #include <new>
 
 #include "engine/backend.h"
+#ifdef UNET_CUDA
+#include "engine/device_buffer.h"
+#endif
 #include "kernels/crop.h"
 #include "kernels/maxpool.h"
 #include "kernels/upconv.h"
@@ -25,6 +28,7 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(int64_t limit) : limit_(limit) {}
   std::string name() const override { return cpu_model(); }
   bool is_cuda() const override { return false; }
+  Stream stream() const override { return nullptr; }
 
   Memory allocate(int64_t bytes) override {
     if (bytes > free_bytes())
@@ -150,13 +154,20 @@ Precision parse_precision(const std::string& text) {
   throw std::invalid_argument("--precision " + text + ": expected fp32 or tf32");
 }
 
-std::shared_ptr<Backend> make_backend(int gpus, Precision precision) {
+std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_rank) {
   if (gpus < 0) throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": expected 0 (the CPU) or 1");
   if (gpus == 0) return cpu_backend();
   if (gpus > 1)
     throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": one process drives one GPU; for several, run "
                                 "one rank per GPU (srun --ntasks-per-node=GPUS, README \"Data parallel\") with --gpus 1");
+#ifdef UNET_CUDA
+  // Ranks on one node share its GPUs unless the launcher gave each its own
+  // (CUDA_VISIBLE_DEVICES, --gpus-per-task): local rank r takes visible GPU r.
+  const int count = cuda_device_count();
+  return cuda_backend(count > 0 ? local_rank % count : 0, precision);
+#else
   return cuda_backend(0, precision);
+#endif
 }
 
 #ifndef UNET_CUDA

@@ -43,6 +43,7 @@ class CudaBackend final : public Backend {
 
   std::string name() const override { return name_; }
   bool is_cuda() const override { return true; }
+  Stream stream() const override { return stream_; }
 
   Memory allocate(int64_t bytes) override {
     void* p = nullptr;
@@ -156,10 +157,8 @@ class CudaBackend final : public Backend {
   }
   double loss_forward_backward(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
                                const LossSpec& spec, const LossSumsReducer& reduce) override {
-    if (reduce)
-      throw std::invalid_argument("data parallelism on GPUs needs the loss sums reduced on the device: not built yet");
     if (loss_workspace_doubles(logits.shape) > scratch_doubles_) reserve(logits.shape, 0);
-    return loss_forward_backward_cuda(logits, labels, dlogits, spec, scratch(), stream_);
+    return loss_forward_backward_cuda(logits, labels, dlogits, spec, scratch(), stream_, reduce);
   }
   double gradient_norm(const float* grads, int64_t count) override {
     return gradient_norm_cuda(grads, count, scratch(), stream_);

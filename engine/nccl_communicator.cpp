@@ -41,6 +41,7 @@ class NcclCommunicator final : public Communicator {
                                  " bytes, expected " + std::to_string(sizeof id.internal));
       std::copy(bytes.begin(), bytes.end(), id.internal);
     }
+    UNET_CUDA_CHECK(cudaGetDevice(&device_));
     UNET_NCCL(ncclCommInitRank(&comm_, who.world, id, who.rank));
     UNET_CUDA_CHECK(cudaMalloc(&token_, sizeof(float)));
     rank_ = who.rank, world_ = who.world;
@@ -55,13 +56,17 @@ class NcclCommunicator final : public Communicator {
   void all_reduce_sum(float* data, int64_t count) override { reduce(data, count, ncclFloat32); }
   void all_reduce_sum(double* data, int64_t count) override { reduce(data, count, ncclFloat64); }
   void broadcast(float* data, int64_t count, int root) override {
+    UNET_CUDA_CHECK(cudaSetDevice(device_));
     UNET_NCCL(ncclBroadcast(data, data, static_cast<size_t>(count), ncclFloat32, root, comm_, stream_));
     UNET_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   void barrier() override { reduce(token_, 1, ncclFloat32); }  // nobody passes until everybody has come
 
  private:
+  // The gradient reducer calls from its own thread, whose current device is
+  // not necessarily this rank's.
   void reduce(void* data, int64_t count, ncclDataType_t type) {
+    UNET_CUDA_CHECK(cudaSetDevice(device_));
     UNET_NCCL(ncclAllReduce(data, data, static_cast<size_t>(count), type, ncclSum, comm_, stream_));
     UNET_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
@@ -69,7 +74,7 @@ class NcclCommunicator final : public Communicator {
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_;
   float* token_ = nullptr;  // the barrier's all-reduce
-  int rank_ = 0, world_ = 1;
+  int rank_ = 0, world_ = 1, device_ = 0;
 };
 
 }  // namespace

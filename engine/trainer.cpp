@@ -147,9 +147,13 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
   const std::string log = path_in(opt, "metrics.jsonl");
 
   Backend& be = model.backend();
-  if (world > 1 && be.is_cuda())
-    throw std::invalid_argument("data parallelism across GPUs (NCCL between one rank per GPU) is not built yet: "
-                                "train on one GPU, or on CPU ranks with --gpus 0");
+  // Parameters and gradients go over the communicator that reaches the backend's memory.
+  Communicator* tensors = be.is_cuda() ? opt.device_comm : comm;
+  if (world > 1 && !tensors)
+    throw std::invalid_argument("data parallel on GPUs: no device communicator (NCCL) was given");
+  if (world > 1 && be.is_cuda() && opt.sync_batchnorm && model.config().norm == NormChoice::batch)
+    throw std::invalid_argument("--sync-batchnorm: not built for GPUs yet; leave it out (each rank's batch "
+                                "statistics) or use --norm instance");
   // The optimizer's moments live beside the parameters; m and v are their host
   // copies for the training state file.
   const int64_t n_params = model.parameter_count(), param_bytes = n_params * int64_t(sizeof(float));
@@ -173,16 +177,16 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
   std::unique_ptr<GradientReducer> reducer;
   LossSumsReducer reduce_sums;
   if (world > 1) {
-    comm->broadcast(model.device_params(), n_params, 0);
-    comm->broadcast(model.device_state(), static_cast<int64_t>(model.state().size()), 0);
+    tensors->broadcast(model.device_params(), n_params, 0);
+    tensors->broadcast(model.device_state(), static_cast<int64_t>(model.state().size()), 0);
     std::vector<int64_t> offsets;
     for (const ParamInfo& p : model.param_table()) offsets.push_back(p.offset);
-    reducer = std::make_unique<GradientReducer>(*comm, model.device_grads(), n_params, offsets);
+    reducer = std::make_unique<GradientReducer>(*tensors, model.device_grads(), n_params, offsets);
     // One thread talks at a time, in the same order on every rank: synchronized
     // batch norm's sums go during backward, so the buckets then wait for its end.
     if (opt.sync_batchnorm && model.config().norm == NormChoice::batch)
       model.set_norm_sums_reducer([comm](double* s, int64_t n) { comm->all_reduce_sum(s, n); });
-    else
+    else if (!be.is_cuda())  // on a GPU the buckets go after backward (finish())
       model.set_grads_ready([&r = *reducer](int64_t first) { r.ready(first); });
     model.set_first_sample(rank * N);
     reduce_sums = [comm](std::vector<double>& s) { comm->all_reduce_sum(s.data(), static_cast<int64_t>(s.size())); };

@@ -16,6 +16,8 @@
 // the single-process run with the global batch, up to summation order (per-rank
 // batch norm statistics aside). Rank 0's weights are broadcast at the start and
 // on resume; a stop request on any rank stops every rank at the same step.
+// On GPUs the gradient all-reduce (NCCL) queues on the compute stream after
+// backward: correct, not yet overlapped (a communication stream is to come).
 //
 // The run folder holds
 //   last.safetensors, last.state.safetensors  weights; optimizer moments, step, epoch, early-stopping state
@@ -66,6 +68,10 @@ struct TrainOptions {
   // share of each global batch (TrainData::batch is the per-rank batch); rank 0
   // alone validates, logs and writes the run folder.
   Communicator* comm = nullptr;
+  // On GPUs, the communicator for the parameters and gradients, which live in
+  // device memory (NCCL); comm then carries the host values (loss sums, the
+  // stop flag, the validation score).
+  Communicator* device_comm = nullptr;
   // Batch norm statistics over the global batch instead of each rank's. Its
   // reductions run inside backward, so the gradient buckets then wait for the
   // end of backward (no overlap).

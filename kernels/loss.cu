@@ -89,7 +89,8 @@ int64_t loss_workspace_doubles(const Shape& logits) {
 }
 
 double loss_forward_backward_cuda(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
-                                  const LossSpec& spec, double* workspace, Stream stream) {
+                                  const LossSpec& spec, double* workspace, Stream stream,
+                                  const LossSumsReducer& reduce_sums) {
   expect_shape("loss_forward_backward_cuda", "dlogits", dlogits.shape, logits.shape);
   const Shape& sh = logits.shape;
   const int classes = head_classes(spec.head, sh);
@@ -128,6 +129,7 @@ double loss_forward_backward_cuda(const Tensor& logits, const int32_t* labels, c
     throw std::invalid_argument("loss: label " + std::to_string(label) + " at voxel " + std::to_string(bad) +
                                 " is outside classes 0.." + std::to_string(classes - 1));
   }
+  if (reduce_sums) reduce_sums(host);  // data parallel: the global batch's sums (on the host, where they are)
   const LossTerms t = loss_terms(host, spec, channels);
   grad_kernel<<<blocks_for(v.voxels), kThreads, 0, stream>>>(labels, dlogits.data, v, t);
   UNET_CUDA_CHECK_LAUNCH();

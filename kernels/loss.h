@@ -133,10 +133,12 @@ UNET_HD void loss_voxel_grad(float* p, int64_t plane, int channels, bool sig, in
 #ifdef UNET_CUDA
 // The same on device pointers (labels too). `workspace` holds
 // loss_workspace_doubles(logits.shape) doubles. The batch sums come to the host
-// (one explicit copy and a wait on `stream`): the loss is a host value.
+// (one explicit copy and a wait on `stream`): the loss is a host value, and the
+// reducer sums them over the ranks there.
 int64_t loss_workspace_doubles(const Shape& logits);
 double loss_forward_backward_cuda(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
-                                  const LossSpec& spec, double* workspace, Stream stream);
+                                  const LossSpec& spec, double* workspace, Stream stream,
+                                  const LossSumsReducer& reduce_sums = nullptr);
 #endif
 
 }  // namespace unet

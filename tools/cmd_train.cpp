@@ -252,7 +252,8 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
     const bool lead = who.rank == 0;
     if (!lead) std::freopen("/dev/null", "w", stdout);  // one voice in the job's log; errors still on stderr
     resolve(*cmd, *o);
-    const std::shared_ptr<Backend> backend = o->device.backend();  // before any work: a missing GPU fails fast
+    // Before any work: a missing GPU fails fast.
+    const std::shared_ptr<Backend> backend = o->device.backend(who.local_rank);
     if (o->model.batch % who.world)
       throw std::invalid_argument("--batch-size " + std::to_string(o->model.batch) + " is the global batch; it does "
                                   "not divide over " + std::to_string(who.world) + " ranks: use a multiple of " +
@@ -324,7 +325,7 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
                          {"unet.command", command}};
     std::signal(SIGTERM, request_stop);
     std::signal(SIGUSR1, request_stop);
-    std::unique_ptr<Communicator> comm;
+    std::unique_ptr<Communicator> comm, device_comm;
     std::string rendezvous;
     if (who.world > 1) {
       if (who.job.empty())
@@ -332,9 +333,15 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
                                     "name unique to this launch (the ranks meet in a folder of that name)");
       rendezvous = (fs::path(o->rendezvous.empty() ? o->run_dir + "/.rendezvous" : o->rendezvous) / who.job).string();
       comm = make_gloo_communicator(who, rendezvous);
-      std::printf("data parallel: %d ranks (Gloo), %lld samples per rank of a global batch of %d\n", who.world,
-                  (long long)batch.n, o->model.batch);
       o->train.comm = comm.get();
+#ifdef UNET_CUDA
+      if (backend->is_cuda()) {
+        device_comm = make_nccl_communicator(who, rendezvous + "/nccl", backend->stream());
+        o->train.device_comm = device_comm.get();
+      }
+#endif
+      std::printf("data parallel: %d ranks (%s), %lld samples per rank of a global batch of %d\n", who.world,
+                  backend->is_cuda() ? "NCCL, Gloo for host values" : "Gloo", (long long)batch.n, o->model.batch);
     }
     const TrainResult r = train(model, td, o->train, &g_stop);
     if (lead && !rendezvous.empty()) fs::remove_all(rendezvous);  // train() ended on a barrier: nobody needs it

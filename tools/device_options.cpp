@@ -2,7 +2,9 @@
 
 namespace unet {
 
-std::shared_ptr<Backend> DeviceOptions::backend() const { return make_backend(gpus, parse_precision(precision)); }
+std::shared_ptr<Backend> DeviceOptions::backend(int local_rank) const {
+  return make_backend(gpus, parse_precision(precision), local_rank);
+}
 
 void add_device_options(CLI::App& cmd, DeviceOptions& o) {
   cmd.add_option("--gpus", o.gpus, "GPUs to use: 0 (the CPU) or 1 (one per process)")->capture_default_str();

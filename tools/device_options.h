@@ -14,9 +14,9 @@ namespace unet {
 struct DeviceOptions {
   int gpus = 0;
   std::string precision = "fp32";
-  // The CPU for --gpus 0, this process's GPU for --gpus 1; throws
+  // The CPU for --gpus 0, this rank's GPU for --gpus 1 (make_backend); throws
   // std::invalid_argument / std::runtime_error saying what to change.
-  std::shared_ptr<Backend> backend() const;
+  std::shared_ptr<Backend> backend(int local_rank = 0) const;
 };
 
 void add_device_options(CLI::App& cmd, DeviceOptions& o);
