@@ -45,6 +45,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;  // "cpu: <model>" or "cuda:0 <device name>"
   virtual bool is_cuda() const = 0;
+  // Whether this backend's memory is apart from the host's (a GPU's): the model
+  // then keeps host copies of its parameters and stages every batch.
+  virtual bool separate_memory() const = 0;
   virtual Stream stream() const = 0;  // the CUDA stream the ops queue on (null on the CPU): for NCCL
 
   // Memory, zeroed. Throws OutOfMemory (below) when the device cannot hold it.
@@ -108,8 +111,10 @@ struct OutOfMemory : std::runtime_error {
 
 // memory_limit > 0 bounds what the CPU backend allocates (its free_bytes()
 // counts down from it), so that the out-of-memory path can be tested and a CPU
-// run kept within a budget; 0: no bound.
-std::shared_ptr<Backend> cpu_backend(int64_t memory_limit = 0);
+// run kept within a budget; 0: no bound. separate_memory: the CPU ops on memory
+// the model treats as a GPU's (host copies, staged batches, explicit uploads
+// and downloads), so that the CPU tests check every copy the GPU path makes.
+std::shared_ptr<Backend> cpu_backend(int64_t memory_limit = 0, bool separate_memory = false);
 // One GPU (the CUDA device `device`, after CUDA_VISIBLE_DEVICES). Throws
 // std::runtime_error when this build has no CUDA backend or the machine no GPU.
 std::shared_ptr<Backend> cuda_backend(int device, Precision precision);

@@ -25,9 +25,10 @@ std::string cpu_model() {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int64_t limit) : limit_(limit) {}
+  CpuBackend(int64_t limit, bool separate) : limit_(limit), separate_(separate) {}
   std::string name() const override { return cpu_model(); }
   bool is_cuda() const override { return false; }
+  bool separate_memory() const override { return separate_; }
   Stream stream() const override { return nullptr; }
 
   Memory allocate(int64_t bytes) override {
@@ -139,11 +140,14 @@ class CpuBackend final : public Backend {
   };
   std::vector<ConvPlan> convs_;
   int64_t limit_, held_ = 0, peak_ = 0;
+  bool separate_;
 };
 
 }  // namespace
 
-std::shared_ptr<Backend> cpu_backend(int64_t memory_limit) { return std::make_shared<CpuBackend>(memory_limit); }
+std::shared_ptr<Backend> cpu_backend(int64_t memory_limit, bool separate_memory) {
+  return std::make_shared<CpuBackend>(memory_limit, separate_memory);
+}
 
 Precision parse_precision(const std::string& text) {
   if (text == "fp32") return Precision::fp32;

@@ -43,6 +43,7 @@ class CudaBackend final : public Backend {
 
   std::string name() const override { return name_; }
   bool is_cuda() const override { return true; }
+  bool separate_memory() const override { return true; }
   Stream stream() const override { return stream_; }
 
   Memory allocate(int64_t bytes) override {

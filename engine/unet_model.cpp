@@ -171,7 +171,7 @@ void UNet::to(std::shared_ptr<Backend> backend) {
   release_plan();
   device_params_.reset(), device_grads_.reset(), device_state_.reset();
   backend_ = std::move(backend);
-  if (!backend_->is_cuda()) {
+  if (!backend_->separate_memory()) {
     p_ = params_.data(), g_ = grads_.data(), s_ = state_.data();
     return;
   }
@@ -214,7 +214,7 @@ void UNet::plan(const Shape& input) {
   release_plan();  // nothing of an old plan survives a failure: the next call plans again
   lay_out(input);
   const Shape out = logits_.shape;
-  const bool staging = backend_->is_cuda();
+  const bool staging = backend_->separate_memory();
   const int64_t in_bytes = staging ? input.count() * int64_t(sizeof(float)) : 0;
   const int64_t label_bytes = staging ? out.n * out.spatial() * int64_t(sizeof(int32_t)) : 0;
   const int64_t bytes = reserved_ * int64_t(sizeof(float)) + argmax_count_ + workspace_bytes_ + in_bytes + label_bytes;
@@ -368,7 +368,7 @@ UNet::Slot UNet::other_scratch(const Slot& s, const Shape& shape) const {
 Tensor UNet::dlogits() { return view(dlogits_); }
 
 Tensor UNet::logits_on_host() {
-  if (!backend_->is_cuda()) return view(logits_);
+  if (!backend_->separate_memory()) return view(logits_);
   host_logits_.resize(static_cast<size_t>(logits_.shape.count()));
   backend_->download(host_logits_.data(), a_ + logits_.offset, logits_.shape.count() * int64_t(sizeof(float)));
   return Tensor(host_logits_.data(), logits_.shape);

@@ -13,9 +13,9 @@
 // Backend (backend.h): the buffers live where the model's backend keeps them
 // and every op runs there; the call lists below are the same for the CPU and
 // the GPU. params(), grads() and state() are host copies: on the CPU they are
-// the buffers the ops use; on a GPU they are updated by copy_to_host() (and
-// pushed back by copy_to_device() after the host changed them). The device_*
-// accessors give the backend's own buffers.
+// the buffers the ops use; where the backend's memory is separate (a GPU) they
+// are updated by copy_to_host() (and pushed back by copy_to_device() after the
+// host changed them). The device_* accessors give the backend's own buffers.
 //
 // Contract
 //   forward:  reads the input and the parameters; overwrites the arena; returns

@@ -244,22 +244,41 @@ TEST(Model, PlanThatDoesNotFitNamesTheBatchThatFits) {
   }
 }
 
-// Moving to a backend and back keeps the parameters and what forward computes.
-TEST(Model, MovingBetweenBackendsKeepsTheModel) {
+// A backend whose memory is apart from the host's (as a GPU's): the model
+// uploads its parameters, stages the batch, and brings back logits, gradients
+// and running statistics exactly; moving back keeps the parameters.
+TEST(Model, SeparateMemoryComputesWhatHostMemoryDoes) {
   UNetConfig c = tiny(2, 2, NormChoice::batch, 2);
   const Shape s = shape2d(2, 2, 8, 8);
   UNet a(c), b(c);
-  b.to(cpu_backend(int64_t(1) << 30));
+  b.to(cpu_backend(0, true));
+  ASSERT_NE(b.device_params(), b.params());
   a.plan(s);
   b.plan(s);
   auto x = random_vector(s.count(), 3);
-  const Tensor ya = a.forward(a.stage_input(x.data()), false);
-  const std::vector<float> first(ya.data, ya.data + ya.shape.count());
-  const Tensor yb = b.forward(b.stage_input(x.data()), false);
-  EXPECT_TRUE(std::equal(first.begin(), first.end(), yb.data));
+  const auto labels = labels_for(a.output_shape(), 2, 4);
+  const LossSpec spec = make_loss(LossKind::dice_ce, Head::sigmoid);
+  double loss[2];
+  int i = 0;
+  for (UNet* m : {&a, &b}) {
+    m->zero_grads();
+    const Tensor in = m->stage_input(x.data());
+    loss[i++] = m->backend().loss_forward_backward(m->forward(in, true, 1), m->stage_labels(labels.data()),
+                                                   m->dlogits(), spec, nullptr);
+    m->backward(in);
+  }
+  EXPECT_EQ(loss[0], loss[1]);
+  const Tensor la = a.logits_on_host(), lb = b.logits_on_host();
+  ASSERT_NE(la.data, lb.data);
+  EXPECT_TRUE(std::equal(la.data, la.data + la.shape.count(), lb.data));
+  b.copy_grads_to_host();
+  b.copy_to_host();
+  EXPECT_TRUE(std::equal(a.grads(), a.grads() + a.parameter_count(), b.grads()));
+  EXPECT_EQ(a.state(), b.state()) << "the running statistics came back";
   EXPECT_EQ(b.input_shape(), s);
   b.to(cpu_backend());
   EXPECT_NE(b.input_shape(), s) << "a move drops the plan";
+  EXPECT_EQ(b.device_params(), b.params());
   EXPECT_TRUE(std::equal(a.params(), a.params() + a.parameter_count(), b.params()));
 }
 

@@ -125,6 +125,47 @@ TEST(Trainer, ResumeIsBitIdentical) {
   EXPECT_EQ(a.state(), c.state());
 }
 
+// The trainer on a backend whose memory is apart from the host's, as a GPU's:
+// stopped after step 1 and resumed by a fresh model, it writes the weights,
+// validation scores and best model of the run on host memory, bit for bit. A
+// missing upload or download on the GPU path (weights, optimizer moments,
+// batches, logits for validation) would show here.
+TEST(Trainer, SeparateMemoryTrainsAsHostMemory) {
+  Data d = make_data(10, 48, 2, true);
+  TrainOptions host = options(fresh_dir("host").string(), 12);
+  host.accumulate = 2;
+  UNet a(small_net());
+  train(a, d.train, host, nullptr);
+
+  TrainOptions apart = host;
+  apart.run_dir = fresh_dir("apart").string();
+  std::atomic<bool> stop{true};
+  UNet b(small_net());
+  b.to(cpu_backend(0, true));
+  ASSERT_EQ(train(b, d.train, apart, &stop).steps, 1);
+  stop = false;
+  UNet c(small_net());
+  c.to(cpu_backend(0, true));
+  const TrainResult r = train(c, d.train, apart, &stop);
+  ASSERT_EQ(r.steps, 12);
+  for (const char* f : {"last.safetensors", "last.state.safetensors", "best.safetensors"}) {
+    const Safetensors x = read_safetensors((fs::path(host.run_dir) / f).string());
+    const Safetensors y = read_safetensors((fs::path(apart.run_dir) / f).string());
+    ASSERT_EQ(x.tensors.size(), y.tensors.size()) << f;
+    for (size_t i = 0; i < x.tensors.size(); ++i)
+      EXPECT_EQ(x.tensors[i].values, y.tensors[i].values) << f << ": " << x.tensors[i].name;
+  }
+  auto scores = [](const std::string& dir) {
+    std::vector<std::string> out;
+    std::ifstream log(fs::path(dir) / "metrics.jsonl");
+    for (std::string line; std::getline(log, line);)
+      if (line.find("val_dice") != std::string::npos) out.push_back(line);
+    return out;
+  };
+  EXPECT_EQ(scores(host.run_dir), scores(apart.run_dir));
+  EXPECT_FALSE(scores(host.run_dir).empty());
+}
+
 TEST(Trainer, AnotherArchitectureInTheRunFolderIsAnError) {
   Data d = make_data(4, 32, 2, false);
   const std::string dir = fresh_dir("other").string();
