@@ -58,10 +58,11 @@ class Backend {
   virtual void synchronize() = 0;                 // waits for every queued op
   virtual int64_t free_bytes() const = 0;         // what allocate() can still give (CPU: INT64_MAX)
   virtual int64_t peak_bytes() const = 0;         // the most this backend's allocations held at once
+  virtual int64_t max_tensor_elements() const = 0;  // the largest tensor one op call may address
 
   // Convolutions: one plan per layer shape, made when the net is planned (the
   // CUDA backend chooses its cuDNN algorithms there); ops take the plan's id.
-  virtual int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec) = 0;
+  virtual int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides strides) = 0;
   virtual int64_t conv_workspace_bytes(int plan) const = 0;
   virtual void conv_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
                             void* workspace) = 0;
@@ -102,6 +103,15 @@ class Backend {
   virtual double gradient_norm(const float* grads, int64_t count) = 0;
   virtual void optimizer_step(float* params, const float* grads, float* m, float* v, int64_t count,
                               const OptimizerSpec& spec, float lr, int64_t step, float grad_scale) = 0;
+
+  // A fixed sequence of ops on fixed buffers (a forward or backward pass of a
+  // planned net), run as a CUDA Graph under `key`: run eagerly the first time,
+  // captured the second, replayed after: one launch instead of hundreds. The CPU runs `ops`. A
+  // capture that fails is reported once and the backend runs eagerly from then
+  // on. drop_captures() forgets them all (the buffers they name are gone).
+  virtual void run_captured(const std::string& /*key*/, const std::function<void()>& ops) { ops(); }
+  virtual void drop_captures() {}
+  virtual bool captures() const { return false; }  // whether run_captured() captures
 };
 
 // A plan that does not fit the device: what it needs and what is free.
@@ -115,12 +125,13 @@ struct OutOfMemory : std::runtime_error {
 // the model treats as a GPU's (host copies, staged batches, explicit uploads
 // and downloads), so that the CPU tests check every copy the GPU path makes.
 std::shared_ptr<Backend> cpu_backend(int64_t memory_limit = 0, bool separate_memory = false);
-// One GPU (the CUDA device `device`, after CUDA_VISIBLE_DEVICES). Throws
+// One GPU (the CUDA device `device`, after CUDA_VISIBLE_DEVICES); `graphs`:
+// capture the forward and backward passes as CUDA Graphs. Throws
 // std::runtime_error when this build has no CUDA backend or the machine no GPU.
-std::shared_ptr<Backend> cuda_backend(int device, Precision precision);
+std::shared_ptr<Backend> cuda_backend(int device, Precision precision, bool graphs = true);
 // The CPU for gpus == 0; for gpus == 1 the visible GPU numbered local_rank
 // (modulo the visible GPUs). More is refused: one process drives one GPU, and
 // several GPUs are several ranks (README "Data parallel").
-std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_rank = 0);
+std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_rank = 0, bool graphs = true);
 
 }  // namespace unet

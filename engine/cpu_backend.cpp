@@ -60,7 +60,9 @@ class CpuBackend final : public Backend {
   }
   int64_t peak_bytes() const override { return peak_; }
 
-  int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec) override {
+  int64_t max_tensor_elements() const override { return std::numeric_limits<int64_t>::max(); }
+
+  int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides) override {
     convs_.push_back({conv_workspace_floats(in, out_channels, spec) * int64_t(sizeof(float)), spec});
     return static_cast<int>(convs_.size() - 1);
   }
@@ -158,7 +160,7 @@ Precision parse_precision(const std::string& text) {
   throw std::invalid_argument("--precision " + text + ": expected fp32 or tf32");
 }
 
-std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_rank) {
+std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_rank, bool graphs) {
   if (gpus < 0) throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": expected 0 (the CPU) or 1");
   if (gpus == 0) return cpu_backend();
   if (gpus > 1)
@@ -168,14 +170,14 @@ std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_r
   // Ranks on one node share its GPUs unless the launcher gave each its own
   // (CUDA_VISIBLE_DEVICES, --gpus-per-task): local rank r takes visible GPU r.
   const int count = cuda_device_count();
-  return cuda_backend(count > 0 ? local_rank % count : 0, precision);
+  return cuda_backend(count > 0 ? local_rank % count : 0, precision, graphs);
 #else
-  return cuda_backend(0, precision);
+  return cuda_backend(0, precision, graphs);
 #endif
 }
 
 #ifndef UNET_CUDA
-std::shared_ptr<Backend> cuda_backend(int, Precision) {
+std::shared_ptr<Backend> cuda_backend(int, Precision, bool) {
   throw std::runtime_error("--gpus: this unet was built without the CUDA backend (no nvcc at build time); rebuild "
                            "where the CUDA toolkit is installed, or train on the CPU with --gpus 0");
 }

@@ -2,6 +2,10 @@
 // the ops of kernels/*.cu. Device memory comes from cudaMalloc when the net is
 // planned; a step allocates nothing (reserve() sizes the reduction scratch).
 #include <algorithm>
+#include <cstdio>
+#include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,7 +24,8 @@ std::string mib(int64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, Precision precision) : device_(device), tf32_(precision == Precision::tf32) {
+  CudaBackend(int device, Precision precision, bool graphs)
+      : device_(device), tf32_(precision == Precision::tf32), graphs_(graphs) {
     UNET_CUDA_CHECK(cudaSetDevice(device));
     cudaDeviceProp prop{};
     UNET_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
@@ -32,9 +37,15 @@ class CudaBackend final : public Backend {
     UNET_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
     // FP32 GEMMs (cuBLAS's default math) unless TF32 was asked for.
     UNET_CUBLAS_CHECK(cublasSetMathMode(cublas_, tf32_ ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    // cuBLAS's own workspace, given rather than left to cuBLAS, which would
+    // allocate it on first use: nothing may allocate inside a captured pass.
+    cublas_workspace_ = allocate(kCublasWorkspace);
+    UNET_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_.get(), kCublasWorkspace));
   }
   ~CudaBackend() override {
+    drop_captures();
     convs_.clear();
+    cublas_workspace_.reset();
     scratch_.reset();
     if (cublas_) cublasDestroy(cublas_);
     if (cudnn_) cudnnDestroy(cudnn_);
@@ -81,9 +92,18 @@ class CudaBackend final : public Backend {
   }
   int64_t peak_bytes() const override { return peak_; }
 
-  int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec) override {
-    convs_.push_back(std::make_unique<ConvCudnn>(cudnn_, in, out_channels, spec, tf32_));
-    return static_cast<int>(convs_.size() - 1);
+  // cuDNN's descriptors hold 32-bit sizes and strides.
+  int64_t max_tensor_elements() const override { return INT32_MAX; }
+
+  // One plan per distinct layer (twins share it: the calls run one at a time),
+  // so that planning again for the same shapes adds nothing.
+  int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides s) override {
+    const std::string key = in.str() + ">" + std::to_string(out_channels) + " k" + std::to_string(spec.kernel) +
+                            (spec.padding == Padding::same ? "s" : "v") + " " + std::to_string(s.x) + "," +
+                            std::to_string(s.y) + "," + std::to_string(s.dy);
+    if (auto it = conv_ids_.find(key); it != conv_ids_.end()) return it->second;
+    convs_.push_back(std::make_unique<ConvCudnn>(cudnn_, in, out_channels, spec, tf32_, false, s));
+    return conv_ids_[key] = static_cast<int>(convs_.size() - 1);
   }
   int64_t conv_workspace_bytes(int plan) const override { return int64_t(convs_.at(plan)->workspace_bytes()); }
   void conv_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
@@ -151,7 +171,8 @@ class CudaBackend final : public Backend {
     const int64_t doubles =
         std::max({3 * norm_groups, loss_workspace_doubles(logits), int64_t(kGradientNormBlocks + 1)});
     if (doubles <= scratch_doubles_) return;
-    synchronize();  // the old scratch may still be in use by queued ops
+    synchronize();    // the old scratch may still be in use by queued ops
+    drop_captures();  // and captured passes name it
     scratch_.reset();
     scratch_ = allocate(doubles * int64_t(sizeof(double)));
     scratch_doubles_ = doubles;
@@ -169,6 +190,46 @@ class CudaBackend final : public Backend {
     optimizer_step_cuda(params, grads, m, v, count, spec, lr, step, grad_scale, stream_);
   }
 
+  void run_captured(const std::string& key, const std::function<void()>& ops) override {
+    if (!graphs_) return ops();
+    if (auto it = graphs_cache_.find(key); it != graphs_cache_.end()) {
+      UNET_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+      return;
+    }
+    // The first call runs eagerly: cuDNN's and cuBLAS's first-use work (module
+    // loading, their own setup) happens outside the capture.
+    if (warmed_.insert(key).second) return ops();
+    // Thread-local: the loader's threads may call CUDA meanwhile (page-locked buffers).
+    UNET_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    std::string failure;
+    try {
+      ops();  // recorded, not run
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    cudaGraph_t graph = nullptr;
+    cudaError_t err = cudaStreamEndCapture(stream_, &graph);
+    cudaGraphExec_t exec = nullptr;
+    if (failure.empty() && err == cudaSuccess) err = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph) cudaGraphDestroy(graph);
+    if (failure.empty() && err != cudaSuccess) failure = cudaGetErrorString(err);
+    if (!failure.empty()) {
+      cudaGetLastError();  // capture errors are not sticky: clear them
+      std::fprintf(stderr, "unet: CUDA Graph capture failed (%s); running the passes without graphs\n",
+                   failure.c_str());
+      graphs_ = false;
+      return ops();
+    }
+    graphs_cache_[key] = exec;
+    UNET_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+  }
+  void drop_captures() override {
+    for (auto& [key, exec] : graphs_cache_) UNET_CUDA_CHECK_NOTHROW(cudaGraphExecDestroy(exec));
+    graphs_cache_.clear();
+    warmed_.clear();
+  }
+  bool captures() const override { return graphs_; }
+
  private:
   double* scratch() {
     if (!scratch_) reserve(Shape{}, 0);
@@ -178,13 +239,19 @@ class CudaBackend final : public Backend {
     if (reduce) throw std::invalid_argument("--sync-batchnorm: the CUDA backend has no synchronized batch norm yet");
   }
 
+  static constexpr int64_t kCublasWorkspace = int64_t(32) << 20;  // what PyTorch gives cuBLAS on Hopper
+
   int device_;
-  bool tf32_;
+  bool tf32_, graphs_;
+  std::map<std::string, cudaGraphExec_t> graphs_cache_;
+  std::set<std::string> warmed_;  // keys run once eagerly
+  Memory cublas_workspace_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::vector<std::unique_ptr<ConvCudnn>> convs_;
+  std::map<std::string, int> conv_ids_;
   int64_t held_ = 0, peak_ = 0;
   Memory scratch_;
   int64_t scratch_doubles_ = 0;
@@ -192,7 +259,7 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::shared_ptr<Backend> cuda_backend(int device, Precision precision) {
+std::shared_ptr<Backend> cuda_backend(int device, Precision precision, bool graphs) {
   const int count = cuda_device_count();
   if (count == 0)
     throw std::runtime_error("--gpus: no CUDA GPU is visible (no driver, or CUDA_VISIBLE_DEVICES empty); train on the "
@@ -200,7 +267,7 @@ std::shared_ptr<Backend> cuda_backend(int device, Precision precision) {
   if (device >= count)
     throw std::runtime_error("--gpus: GPU " + std::to_string(device) + " asked for, " + std::to_string(count) +
                              " visible");
-  return std::make_shared<CudaBackend>(device, precision);
+  return std::make_shared<CudaBackend>(device, precision, graphs);
 }
 
 }  // namespace unet

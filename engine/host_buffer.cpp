@@ -5,15 +5,14 @@
 
 #ifdef UNET_CUDA
 #include "engine/cuda_check.h"
-#include "engine/device_buffer.h"
 #endif
 
 namespace unet {
 
-HostBuffer::HostBuffer(size_t bytes) : bytes_(bytes) {
+HostBuffer::HostBuffer(size_t bytes, bool pinned) : bytes_(bytes) {
   if (bytes == 0) return;
 #ifdef UNET_CUDA
-  if (cuda_device_count() > 0) {
+  if (pinned) {
     UNET_CUDA_CHECK(cudaHostAlloc(&data_, bytes, cudaHostAllocDefault));
     pinned_ = true;
     return;

@@ -1,6 +1,7 @@
-// Host memory for data that goes to the GPU: page-locked (cudaHostAlloc) when the
-// CUDA backend is built and a GPU is present, so that copies can be asynchronous;
-// ordinary memory otherwise. RAII, movable, not copyable.
+// Host memory for data that may go to a GPU: page-locked (cudaHostAlloc) when
+// asked for and the CUDA backend is built, so that copies can be asynchronous;
+// ordinary 64-byte-aligned memory otherwise (a CPU run never touches CUDA).
+// RAII, movable, not copyable.
 #pragma once
 
 #include <cstddef>
@@ -11,7 +12,7 @@ namespace unet {
 class HostBuffer {
  public:
   HostBuffer() = default;
-  explicit HostBuffer(size_t bytes);
+  explicit HostBuffer(size_t bytes, bool pinned = false);
   ~HostBuffer();
   HostBuffer(HostBuffer&& o) noexcept
       : data_(std::exchange(o.data_, nullptr)), bytes_(std::exchange(o.bytes_, 0)),

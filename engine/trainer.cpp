@@ -202,7 +202,7 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
   const int64_t val_every = opt.val_every > 0 ? opt.val_every : steps_per_epoch;
 
   TrainResult result;
-  Loader loader(data.batch, data.make_sample, opt.workers, opt.prefetch);
+  Loader loader(data.batch, data.make_sample, opt.workers, opt.prefetch, be.is_cuda());
   const double started = now();
   const int64_t first_step = state.step;
   double last_print = 0;

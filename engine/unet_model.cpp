@@ -165,6 +165,8 @@ UNet::UNet(const UNetConfig& config) : backend_(cpu_backend()), config_(config) 
   input_ = Shape{0, 0, 0, 0, 0, config_.dims};  // not planned
 }
 
+UNet::~UNet() { backend_->drop_captures(); }  // they name this model's buffers
+
 void UNet::to(std::shared_ptr<Backend> backend) {
   copy_to_host();
   // Everything the old backend holds goes back to it first.
@@ -204,45 +206,77 @@ void UNet::copy_grads_to_host() {
 void UNet::zero_grads() { backend_->zero(g_, parameter_count() * int64_t(sizeof(float))); }
 
 void UNet::release_plan() {
+  backend_->drop_captures();  // they name the buffers that go now
   arena_.reset(), argmax_.reset(), workspace_.reset(), staged_input_.reset(), staged_labels_.reset();
   a_ = nullptr;
   arena_bytes_ = 0;
   input_ = Shape{0, 0, 0, 0, 0, config_.dims};
 }
 
+int64_t UNet::layout_bytes(const Shape& input) {
+  lay_out(input);
+  const Shape& out = logits_.shape;
+  const int64_t staging = backend_->separate_memory()
+                              ? input.count() * int64_t(sizeof(float)) + out.n * out.spatial() * int64_t(sizeof(int32_t))
+                              : 0;
+  return reserved_ * int64_t(sizeof(float)) + argmax_count_ + staging;
+}
+
 void UNet::plan(const Shape& input) {
   release_plan();  // nothing of an old plan survives a failure: the next call plans again
-  lay_out(input);
+  // Refused before any convolution is planned (cuDNN cannot describe a tensor
+  // past its limit) and again with their workspace.
+  int64_t bytes = layout_bytes(input);
+  if (bytes > backend_->free_bytes() || largest_ > backend_->max_tensor_elements()) throw does_not_fit(input, bytes);
+  plan_convolutions();
+  bytes += workspace_bytes_;
+  if (bytes > backend_->free_bytes()) throw does_not_fit(input, bytes);
   const Shape out = logits_.shape;
-  const bool staging = backend_->separate_memory();
-  const int64_t in_bytes = staging ? input.count() * int64_t(sizeof(float)) : 0;
-  const int64_t label_bytes = staging ? out.n * out.spatial() * int64_t(sizeof(int32_t)) : 0;
-  const int64_t bytes = reserved_ * int64_t(sizeof(float)) + argmax_count_ + workspace_bytes_ + in_bytes + label_bytes;
-  if (bytes > backend_->free_bytes()) throw does_not_fit(bytes, input.n);
   try {
     arena_ = backend_->allocate(reserved_ * int64_t(sizeof(float)));
     argmax_ = backend_->allocate(argmax_count_);
     workspace_ = backend_->allocate(workspace_bytes_);
-    if (staging) staged_input_ = backend_->allocate(in_bytes), staged_labels_ = backend_->allocate(label_bytes);
+    if (backend_->separate_memory()) {
+      staged_input_ = backend_->allocate(input.count() * int64_t(sizeof(float)));
+      staged_labels_ = backend_->allocate(out.n * out.spatial() * int64_t(sizeof(int32_t)));
+    }
     backend_->reserve(out, norm_groups_);
   } catch (const OutOfMemory&) {
     release_plan();
-    throw does_not_fit(bytes, input.n);
+    throw does_not_fit(input, bytes);
   }
   a_ = static_cast<float*>(arena_.get());
   arena_bytes_ = bytes;
   input_ = input;
 }
 
-OutOfMemory UNet::does_not_fit(int64_t bytes, int64_t batch) const {
-  // Everything but the convolution workspace grows with the batch (the
-  // parameters are resident already).
-  const int64_t free = backend_->free_bytes();
-  const int64_t per_sample = std::max<int64_t>(1, (bytes - workspace_bytes_ + batch - 1) / batch);
-  const int64_t fits = std::max<int64_t>(0, (free - workspace_bytes_) / per_sample);
+OutOfMemory UNet::does_not_fit(const Shape& input, int64_t bytes) {
+  const int64_t free = backend_->free_bytes(), limit = backend_->max_tensor_elements();
+  int64_t workspace = workspace_bytes_;
   auto mib = [](int64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) + " MiB"; };
-  return OutOfMemory("a batch of " + std::to_string(batch) + " needs " + mib(bytes) + " on " + backend_->name() +
-                     " beside the model's parameters; " + mib(free) + " are free. " +
+  const std::string need =
+      largest_ > limit ? "makes a tensor of " + std::to_string(largest_) + " elements, more than " + backend_->name() +
+                             " can address in one call (" + std::to_string(limit) + ")"
+                       : "needs " + mib(bytes) + " on " + backend_->name() + " beside the model's parameters; " +
+                             mib(free) + " are free";
+  // The largest batch that fits, by laying the net out again (offsets only:
+  // cheap), with the convolutions' workspace for one sample (it hardly depends
+  // on the batch; on the CPU not at all).
+  Shape one = input;
+  one.n = 1;
+  layout_bytes(one);
+  plan_convolutions();
+  workspace = std::max(workspace, workspace_bytes_);
+  int64_t fits = 0;
+  for (int64_t lo = 1, hi = input.n - 1; lo <= hi;) {
+    Shape s = input;
+    s.n = lo + (hi - lo) / 2;
+    if (layout_bytes(s) + workspace <= free && largest_ <= limit)
+      fits = s.n, lo = s.n + 1;
+    else
+      hi = s.n - 1;
+  }
+  return OutOfMemory("a batch of " + std::to_string(input.n) + " " + need + ". " +
                      (fits > 0 ? "The largest batch that fits is " + std::to_string(fits) +
                                      ": lower --batch-size to it (or --size)"
                                : "Not even one sample fits: lower --size, --start-filters or --depth"));
@@ -275,7 +309,11 @@ void UNet::lay_out(const Shape& input) {
   norm_groups_ = 0;
   workspace_bytes_ = 0;
   int64_t largest = 0, argmax = 0;
+  // Every buffer starts on a 256-byte boundary, as vectorized and tensor-core
+  // kernels like their operands.
+  auto align = [this] { reserved_ = (reserved_ + 63) / 64 * 64; };
   auto alloc = [&](const Shape& s) {
+    align();
     Slot slot{reserved_, s.sample(), s};
     reserved_ += s.count();
     largest = std::max(largest, s.count());
@@ -303,12 +341,11 @@ void UNet::lay_out(const Shape& input) {
       L.pre = c.norm == NormChoice::none ? L.out : alloc(s);
       if (c.norm != NormChoice::none) {
         const int64_t groups = norm_groups(c.norm_spec().kind, s);
+        align();
         L.stats = reserved_;
         reserved_ += 2 * groups;
         norm_groups_ = std::max(norm_groups_, groups);
       }
-      L.conv = backend_->plan_conv(cur.shape, L.co, L.spec);
-      workspace_bytes_ = std::max(workspace_bytes_, backend_->conv_workspace_bytes(L.conv));
       cur = L.out;
     }
   };
@@ -343,14 +380,29 @@ void UNet::lay_out(const Shape& input) {
   head_.in = levels_[0].dec.out();
   logits_ = alloc(conv_output_shape(head_.in.shape, head_.co, head_.spec));
   head_.out = head_.pre = logits_;
-  head_.conv = backend_->plan_conv(head_.in.shape, head_.co, head_.spec);
-  workspace_bytes_ = std::max(workspace_bytes_, backend_->conv_workspace_bytes(head_.conv));
   dlogits_ = alloc(logits_.shape);
   for (Slot& s : scratch_) {
+    align();
     s = Slot{reserved_, 0, {}};
     reserved_ += largest;
   }
+  largest_ = largest;
   argmax_count_ = argmax;
+}
+
+void UNet::plan_convolutions() {
+  auto plan = [this](ConvLayer& L) {
+    // Forward writes y = pre, backward reads dy where the block's gradient lies
+    // (out's layout: the skip half of a concatenation for an encoder's last conv).
+    L.conv = backend_->plan_conv(L.in.shape, L.co, L.spec, {L.in.stride, L.pre.stride, L.out.stride});
+    workspace_bytes_ = std::max(workspace_bytes_, backend_->conv_workspace_bytes(L.conv));
+  };
+  for (Level& L : levels_) {
+    for (ConvLayer& c : L.enc.convs) plan(c);
+    for (ConvLayer& c : L.dec.convs) plan(c);
+  }
+  for (ConvLayer& c : bottleneck_.convs) plan(c);
+  plan(head_);
 }
 
 Shape UNet::output_shape() const { return logits_.shape; }
@@ -415,10 +467,30 @@ void UNet::block_forward(Block& b, bool training) {
   }
 }
 
+bool UNet::capturable(bool training) const {
+  // Dropout's masks follow the step, and the data-parallel hooks call the host
+  // in the middle of a pass: a captured pass would freeze or skip them.
+  return !(training && config_.dropout > 0.f) && !grads_ready_ && !norm_reduce_;
+}
+
+std::string UNet::capture_key(const char* pass, const Tensor& input) const {
+  return std::string(pass) + " " + std::to_string(reinterpret_cast<uintptr_t>(input.data)) + " " +
+         std::to_string(input.batch_stride);
+}
+
 Tensor UNet::forward(const Tensor& input, bool training, uint64_t step) {
   expect_shape("U-Net forward", "input", input.shape, input_);
   input_tensor_ = input;
   step_ = step;
+  auto ops = [this, training] { forward_ops(training); };
+  if (capturable(training))
+    backend_->run_captured(capture_key(training ? "forward.train" : "forward.infer", input), ops);
+  else
+    ops();
+  return view(logits_);
+}
+
+void UNet::forward_ops(bool training) {
   const bool drop = training && config_.dropout > 0.f;
   const int depth = config_.depth;
   for (int l = 0; l < depth; ++l) {
@@ -440,7 +512,6 @@ Tensor UNet::forward(const Tensor& input, bool training, uint64_t step) {
     block_forward(L.dec, training);
   }
   backend_->conv_forward(head_.conv, view(head_.in), p_ + head_.w, p_ + head_.b, view(logits_), ws);
-  return view(logits_);
 }
 
 UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, bool need_input_grad) {
@@ -472,6 +543,14 @@ UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, 
 void UNet::backward(const Tensor& input) {
   expect_shape("U-Net backward", "input", input.shape, input_);
   input_tensor_ = input;
+  auto ops = [this] { backward_ops(); };
+  if (capturable(true))
+    backend_->run_captured(capture_key("backward", input), ops);
+  else
+    ops();
+}
+
+void UNet::backward_ops() {
   const int depth = config_.depth;
   void* ws = workspace_.get();
   Slot cur = other_scratch(dlogits_, head_.in.shape);

@@ -56,6 +56,7 @@ class UNet {
  public:
   // Lays out and He-initializes the parameters, on the CPU backend.
   explicit UNet(const UNetConfig& config);
+  ~UNet();
   UNet(const UNet&) = delete;  // the buffers are views of one another
   UNet& operator=(const UNet&) = delete;
 
@@ -160,12 +161,25 @@ class UNet {
   // A scratch buffer other than the one s lives in, viewed with `shape`.
   Slot other_scratch(const Slot& s, const Shape& shape) const;
   void dropout(const Slot& s, uint64_t site, bool backward);
+  // The passes' op sequences; forward() and backward() run them, captured as a
+  // CUDA Graph (per pass and input buffer) where the backend does and nothing
+  // in them changes from call to call.
+  void forward_ops(bool training);
+  void backward_ops();
+  bool capturable(bool training) const;
+  std::string capture_key(const char* pass, const Tensor& input) const;
   void release_plan();  // the arena and everything planned with it go back to the backend
-  // Lays out the arena (offsets only) for `input`, planning the convolutions.
+  // Lays out the arena (offsets only) for `input`; then the backend's plan of
+  // each convolution, for its shapes and strides, and the workspace they need.
   void lay_out(const Shape& input);
-  // The error for a plan of `bytes` that the backend's free memory cannot hold:
-  // what it needs, what is free, and the largest batch that would fit.
-  OutOfMemory does_not_fit(int64_t bytes, int64_t batch) const;
+  void plan_convolutions();
+  // What the arena, pooling indices and staging buffers take for `input` (no
+  // workspace), laying the net out for it.
+  int64_t layout_bytes(const Shape& input);
+  // The error for a plan of `bytes` the backend cannot hold: what it needs,
+  // what is free, and the largest batch that would fit (found by laying out
+  // smaller batches: the layout is left for another batch, the plan released).
+  OutOfMemory does_not_fit(const Shape& input, int64_t bytes);
 
   // Declared first: the buffers below go back to it before it goes.
   std::shared_ptr<Backend> backend_;
@@ -184,6 +198,7 @@ class UNet {
   Backend::Memory arena_, argmax_, workspace_, staged_input_, staged_labels_;
   float* a_ = nullptr;  // arena_ as floats
   int64_t argmax_count_ = 0, workspace_bytes_ = 0, arena_bytes_ = 0, norm_groups_ = 0;
+  int64_t largest_ = 0;  // elements of the largest arena tensor
   std::vector<float> host_logits_;
   Slot scratch_[2], logits_, dlogits_;
   uint64_t step_ = 0;

@@ -21,15 +21,15 @@ struct Loader::Slot {
   HostBuffer image, label;
 };
 
-Loader::Loader(Shape batch, MakeSample make_sample, int workers, int depth)
+Loader::Loader(Shape batch, MakeSample make_sample, int workers, int depth, bool pinned)
     : shape_(batch), make_sample_(std::move(make_sample)) {
   if (workers < 1 || depth < 1)
     throw std::invalid_argument("Loader: needs at least one worker and one slot, got " + std::to_string(workers) +
                                 " and " + std::to_string(depth));
   for (int i = 0; i < depth; ++i) {
     auto s = std::make_unique<Slot>();
-    s->image = HostBuffer(sizeof(float) * batch.count());
-    s->label = HostBuffer(sizeof(int32_t) * batch.n * batch.spatial());
+    s->image = HostBuffer(sizeof(float) * batch.count(), pinned);
+    s->label = HostBuffer(sizeof(int32_t) * batch.n * batch.spatial(), pinned);
     s->batch.shape = batch;
     s->batch.image = s->image.as<float>();
     s->batch.label = s->label.as<int32_t>();

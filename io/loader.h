@@ -41,8 +41,9 @@ class Loader {
  public:
   using MakeSample = std::function<void(int64_t epoch, int64_t sample, float* image, int32_t* label)>;
 
-  // batch: the shape of one batch (N = samples per batch).
-  Loader(Shape batch, MakeSample make_sample, int workers, int depth);
+  // batch: the shape of one batch (N = samples per batch). pinned: page-locked
+  // batch buffers, for asynchronous copies to a GPU.
+  Loader(Shape batch, MakeSample make_sample, int workers, int depth, bool pinned = false);
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;

@@ -1,6 +1,6 @@
 // Convolution through cuDNN (conv.h's ConvCudnn): Nd descriptors for 2D and 3D,
 // the tensors' own batch strides (a channel slice of a concatenation buffer is
-// described as it lies), deterministic algorithms chosen once per shape.
+// described as it lies), deterministic algorithms chosen once per shape and strides.
 #include <cudnn.h>
 
 #include <cstdint>
@@ -40,10 +40,19 @@ void describe(cudnnTensorDescriptor_t d, const Shape& s, int64_t batch_stride) {
   UNET_CUDNN_CHECK(cudnnSetTensorNdDescriptor(d, CUDNN_DATA_FLOAT, nd, dims.data(), strides.data()));
 }
 
+// The first deterministic algorithm (cuDNN lists the fastest first) whose
+// workspace is within the budget, else the deterministic one that needs least.
+constexpr size_t kWorkspaceBudget = size_t(1) << 30;
+
 template <class Perf>
 int pick(const Perf* perf, int count, const char* what) {
-  for (int i = 0; i < count; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].determinism == CUDNN_DETERMINISTIC) return i;
+  int smallest = -1;
+  for (int i = 0; i < count; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].determinism != CUDNN_DETERMINISTIC) continue;
+    if (perf[i].memory <= kWorkspaceBudget) return i;
+    if (smallest < 0 || perf[i].memory < perf[smallest].memory) smallest = i;
+  }
+  if (smallest >= 0) return smallest;
   throw CudaError(std::string("cuDNN offers no deterministic ") + what + " algorithm for this shape");
 }
 
@@ -61,7 +70,7 @@ struct ConvCudnn::Impl {
 };
 
 ConvCudnn::ConvCudnn(cudnnContext* handle, const Shape& in, int64_t out_channels, const ConvSpec& spec, bool tf32,
-                     bool search)
+                     bool search, ConvStrides strides)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.handle = handle;
@@ -73,8 +82,10 @@ ConvCudnn::ConvCudnn(cudnnContext* handle, const Shape& in, int64_t out_channels
   UNET_CUDNN_CHECK(cudnnCreateTensorDescriptor(&m.bias));
   UNET_CUDNN_CHECK(cudnnCreateFilterDescriptor(&m.w));
   UNET_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&m.conv));
-  describe(m.x, in, in.sample());
-  describe(m.y, m.out, m.out.sample());
+  // The algorithms are chosen for the strides the layer's tensors will have:
+  // a channel slice's may not suit every algorithm.
+  const int64_t xs = strides.x ? strides.x : in.sample(), ys = strides.y ? strides.y : m.out.sample(),
+                dys = strides.dy ? strides.dy : m.out.sample();
   Shape b = m.out;
   b.n = 1, b.d = 1, b.h = 1, b.w = 1;
   describe(m.bias, b, b.sample());
@@ -88,37 +99,51 @@ ConvCudnn::ConvCudnn(cudnnContext* handle, const Shape& in, int64_t out_channels
   UNET_CUDNN_CHECK(cudnnSetConvolutionMathType(m.conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
 
   const std::string key = in.str() + ">" + std::to_string(out_channels) + " k" + std::to_string(spec.kernel) +
-                          (spec.padding == Padding::same ? " same" : " valid") + (tf32 ? " tf32" : " fp32");
+                          (spec.padding == Padding::same ? " same" : " valid") + (tf32 ? " tf32" : " fp32") +
+                          " strides " + std::to_string(xs) + "," + std::to_string(ys) + "," + std::to_string(dys);
+  // Each pass is chosen and sized with the descriptors it will run with:
+  // forward x -> y; the filter gradient x, dy; the data gradient dy -> packed dx.
+  auto forward_view = [&] { describe(m.x, in, xs), describe(m.y, m.out, ys); };
+  auto filter_view = [&] { describe(m.x, in, xs), describe(m.y, m.out, dys); };
+  auto data_view = [&] { describe(m.x, in, in.sample()), describe(m.y, m.out, dys); };
+  constexpr int kMax = 16;
+  int n = 0;
   std::lock_guard<std::mutex> lock(g_cache_mutex);
-  if (auto it = g_cache.find(key); it != g_cache.end()) {
-    m.algos = it->second;
-  } else {
-    constexpr int kMax = 16;
-    int n = 0;
+  auto it = g_cache.find(key);
+  const bool cached = it != g_cache.end();
+  if (cached) m.algos = it->second;
+  size_t a = 0, b2 = 0, c = 0;
+  forward_view();
+  if (!cached) {
     cudnnConvolutionFwdAlgoPerf_t fwd[kMax];
-    cudnnConvolutionBwdDataAlgoPerf_t data[kMax];
-    cudnnConvolutionBwdFilterAlgoPerf_t filt[kMax];
-    if (search) {
+    if (search)
       UNET_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(handle, m.x, m.w, m.conv, m.y, kMax, &n, fwd));
-      m.algos.fwd = fwd[pick(fwd, n, "forward")].algo;
-      UNET_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(handle, m.w, m.y, m.conv, m.x, kMax, &n, data));
-      m.algos.bwd_data = data[pick(data, n, "backward-data")].algo;
-      UNET_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(handle, m.x, m.y, m.conv, m.w, kMax, &n, filt));
-      m.algos.bwd_filter = filt[pick(filt, n, "backward-filter")].algo;
-    } else {
+    else
       UNET_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, m.x, m.w, m.conv, m.y, kMax, &n, fwd));
-      m.algos.fwd = fwd[pick(fwd, n, "forward")].algo;
-      UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, m.w, m.y, m.conv, m.x, kMax, &n, data));
-      m.algos.bwd_data = data[pick(data, n, "backward-data")].algo;
+    m.algos.fwd = fwd[pick(fwd, n, "forward")].algo;
+  }
+  UNET_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle, m.x, m.w, m.conv, m.y, m.algos.fwd, &a));
+  filter_view();
+  if (!cached) {
+    cudnnConvolutionBwdFilterAlgoPerf_t filt[kMax];
+    if (search)
+      UNET_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(handle, m.x, m.y, m.conv, m.w, kMax, &n, filt));
+    else
       UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, m.x, m.y, m.conv, m.w, kMax, &n, filt));
-      m.algos.bwd_filter = filt[pick(filt, n, "backward-filter")].algo;
-    }
+    m.algos.bwd_filter = filt[pick(filt, n, "backward-filter")].algo;
+  }
+  UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle, m.x, m.y, m.conv, m.w, m.algos.bwd_filter, &c));
+  data_view();
+  if (!cached) {
+    cudnnConvolutionBwdDataAlgoPerf_t data[kMax];
+    if (search)
+      UNET_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(handle, m.w, m.y, m.conv, m.x, kMax, &n, data));
+    else
+      UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, m.w, m.y, m.conv, m.x, kMax, &n, data));
+    m.algos.bwd_data = data[pick(data, n, "backward-data")].algo;
     g_cache[key] = m.algos;
   }
-  size_t a = 0, b2 = 0, c = 0;
-  UNET_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle, m.x, m.w, m.conv, m.y, m.algos.fwd, &a));
   UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle, m.w, m.y, m.conv, m.x, m.algos.bwd_data, &b2));
-  UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle, m.x, m.y, m.conv, m.w, m.algos.bwd_filter, &c));
   m.workspace = std::max(a, std::max(b2, c));
 }
 

@@ -49,15 +49,25 @@ int64_t conv_macs(const Shape& in, int64_t out_channels, const ConvSpec& spec);
 struct cudnnContext;  // cudnnHandle_t without the cuDNN headers
 namespace unet {
 
-// The same contract through cuDNN, for one layer's shapes. The algorithms are
-// chosen once per shape and cached for the process: cuDNN's heuristics, or with
-// `search` a timed search; only deterministic ones, so runs repeat bit for bit.
-// `tf32` lets Ampere and later use TF32 tensor cores (otherwise strict FP32).
-// The caller passes a workspace of workspace_bytes(); nothing is allocated per call.
+// The batch strides a layer's tensors will have (0: packed, sample() apart):
+// a channel slice of a concatenation buffer lies further apart. The forward
+// output y and the output gradient dy may be such slices; x too, and dx is
+// always packed.
+struct ConvStrides {
+  int64_t x = 0, y = 0, dy = 0;
+};
+
+// The same contract through cuDNN, for one layer's shapes and strides. The
+// algorithms are chosen once per shape and strides and cached for the process:
+// cuDNN's heuristics, or with `search` a timed search; only deterministic ones,
+// so runs repeat bit for bit, and the first whose workspace stays within 1 GiB
+// (else the one that needs least). `tf32` lets Ampere and later use TF32 tensor
+// cores (otherwise strict FP32). The caller passes a workspace of
+// workspace_bytes(); nothing is allocated per call.
 class ConvCudnn {
  public:
   ConvCudnn(cudnnContext* handle, const Shape& in, int64_t out_channels, const ConvSpec& spec, bool tf32 = false,
-            bool search = false);
+            bool search = false, ConvStrides strides = {});
   ~ConvCudnn();
   ConvCudnn(const ConvCudnn&) = delete;
   ConvCudnn& operator=(const ConvCudnn&) = delete;

@@ -11,6 +11,15 @@
 namespace unet {
 namespace {
 
+// Binds the handle to the stream only when it is not already: cublasSetStream
+// also resets the handle's workspace to cuBLAS's default pool, which would undo
+// the one the CUDA backend gives it (and allocate inside a captured pass).
+void bind(cublasHandle_t handle, cudaStream_t stream) {
+  cudaStream_t current = nullptr;
+  UNET_CUBLAS_CHECK(cublasGetStream(handle, &current));
+  if (current != stream) UNET_CUBLAS_CHECK(cublasSetStream(handle, stream));
+}
+
 struct Geometry {
   int64_t ci, co, d, h, w, zs;
   __host__ __device__ int64_t taps() const { return zs * 4; }
@@ -58,7 +67,7 @@ void upconv_forward_cuda(cublasContext* handle, const Tensor& x, const float* w,
                          float* workspace, Stream stream) {
   const Geometry g = geometry(x.shape, y.shape.c);
   expect_shape("upconv_forward_cuda", "y", y.shape, upconv_output_shape(x.shape, y.shape.c));
-  UNET_CUBLAS_CHECK(cublasSetStream(handle, stream));
+  bind(handle, stream);
   const int64_t kdim = g.co * g.taps(), plane = g.in_plane(), total = kdim * plane;
   for (int64_t n = 0; n < x.shape.n; ++n) {
     gemm(handle, true, false, kdim, plane, g.ci, 1.f, w, kdim, x.sample(n), plane, 0.f, workspace, plane);
@@ -71,7 +80,7 @@ void upconv_backward_cuda(cublasContext* handle, const Tensor& x, const float* w
                           float* dw, float* dbias, GradMode mode, float* workspace, Stream stream) {
   const Geometry g = geometry(x.shape, dy.shape.c);
   expect_shape("upconv_backward_cuda", "dy", dy.shape, upconv_output_shape(x.shape, dy.shape.c));
-  UNET_CUBLAS_CHECK(cublasSetStream(handle, stream));
+  bind(handle, stream);
   const int64_t kdim = g.co * g.taps(), plane = g.in_plane(), total = kdim * plane;
   for (int64_t n = 0; n < x.shape.n; ++n) {
     gather_kernel<<<blocks_for(total), kThreads, 0, stream>>>(dy.sample(n), workspace, g, total);

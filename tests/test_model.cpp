@@ -214,8 +214,9 @@ TEST(Model, AdamStepsFitOneBatch) {
   EXPECT_LT(last, 0.5 * first) << "first " << first << ", last " << last;
 }
 
-// A batch that does not fit says what it needs and the batch that does; that
-// batch then plans, and the failed plan left nothing allocated.
+// A batch that does not fit says what it needs and the largest batch that
+// does: that batch plans, one more does not, and a failed plan left nothing
+// allocated.
 TEST(Model, PlanThatDoesNotFitNamesTheBatchThatFits) {
   UNetConfig c = tiny(2, 3, NormChoice::batch, 2);
   c.start_filters = 8;
@@ -239,6 +240,8 @@ TEST(Model, PlanThatDoesNotFitNamesTheBatchThatFits) {
     EXPECT_LT(fits, 6) << what;
     EXPECT_EQ(model.backend().peak_bytes(), 0) << "a failed plan allocated before refusing";
     Shape ok = big;
+    ok.n = fits + 1;
+    EXPECT_THROW(model.plan(ok), OutOfMemory) << "one more than the largest batch that fits";
     ok.n = fits;
     EXPECT_NO_THROW(model.plan(ok)) << what;
   }

@@ -104,6 +104,7 @@ void add_bench_command(CLI::App& app) {
     nlohmann::json j{
         {"tool", "unet.cu"},
         {"mode", o->device.precision},
+        {"cuda_graphs", be.captures()},
         {"device", be.name()},
         {"threads", omp_get_max_threads()},
         {"config",

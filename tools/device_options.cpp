@@ -3,7 +3,7 @@
 namespace unet {
 
 std::shared_ptr<Backend> DeviceOptions::backend(int local_rank) const {
-  return make_backend(gpus, parse_precision(precision), local_rank);
+  return make_backend(gpus, parse_precision(precision), local_rank, !no_cuda_graphs);
 }
 
 void add_device_options(CLI::App& cmd, DeviceOptions& o) {
@@ -12,6 +12,8 @@ void add_device_options(CLI::App& cmd, DeviceOptions& o) {
                  "Convolution arithmetic on a GPU: fp32 (strict) or tf32 (tensor cores, Ampere and later)")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}))
       ->capture_default_str();
+  cmd.add_flag("--no-cuda-graphs", o.no_cuda_graphs,
+               "Launch every op of a pass on its own instead of replaying the pass as a captured CUDA Graph");
 }
 
 }  // namespace unet

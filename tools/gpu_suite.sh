@@ -109,11 +109,12 @@ run() {
   grep -E "^BM_|^-|Benchmark" "$out/bench.log" >>"$report" || true
   endsection
 
-  section "unet bench --gpus 1 (the issue's target shapes; fp32 and tf32)"
+  section "unet bench --gpus 1 (the issue's target shapes; fp32, tf32, tf32 without CUDA Graphs)"
   local shape precision
   for shape in "--size 512x512 --filters 64 --depth 4 --batch-size 8" "--size 256x256 --filters 32 --depth 4 --batch-size 8" \
                "--dims 3 --size 128x128x64 --filters 32 --depth 4 --batch-size 2"; do
-    for precision in fp32 tf32; do
+    # fp32 and tf32 with the passes captured as CUDA Graphs; tf32 without them: the graphs' gain.
+    for precision in "fp32" "tf32" "tf32 --no-cuda-graphs"; do
       # shellcheck disable=SC2086
       build-gpu/tools/unet bench --gpus 1 --precision $precision $shape --steps 10 --warmup 3 \
         >>"$out/unet_bench.jsonl" 2>>"$out/unet_bench.log" || { status=1; echo "failed: $precision $shape" >>"$report"; }
