@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
 
 #include "engine/checkpoint.h"
 #include "io/synthetic.h"
@@ -97,6 +99,28 @@ TEST(Trainer, LearnsSyntheticMembranes) {
   EXPECT_EQ(lines, 40 + 2);
 }
 
+// Trains `o` stopped after step 1 and resumed by a fresh model (a fresh
+// process: everything comes from the run folder), each on the backend that
+// `backend` makes; returns the resumed model.
+std::unique_ptr<UNet> stop_and_resume(const Data& d, const TrainOptions& o,
+                                      const std::function<std::shared_ptr<Backend>()>& backend) {
+  // The loop looks at the flag after each step: raised before the run, it stops
+  // after step 1, mid-epoch (two steps an epoch), with last.* written.
+  std::atomic<bool> stop{true};
+  UNet first(small_net());
+  first.to(backend());
+  const TrainResult r1 = train(first, d.train, o, &stop);
+  EXPECT_EQ(r1.status, TrainResult::Status::preempted);
+  EXPECT_EQ(r1.steps, 1);
+  stop = false;
+  auto resumed = std::make_unique<UNet>(small_net());
+  resumed->to(backend());
+  const TrainResult r2 = train(*resumed, d.train, o, &stop);
+  EXPECT_EQ(r2.status, TrainResult::Status::finished);
+  EXPECT_EQ(r2.steps, o.steps);
+  return resumed;
+}
+
 // Stopped after step 1 of 12 (as SIGTERM would), then resumed: the same weights,
 // bit for bit, as 12 steps without a stop. Two batches per step exercise
 // accumulation, and the stop falls mid-epoch.
@@ -109,20 +133,9 @@ TEST(Trainer, ResumeIsBitIdentical) {
 
   TrainOptions stopped = straight;
   stopped.run_dir = fresh_dir("stopped").string();
-  // The loop looks at the flag after each step: raised before the run, it stops
-  // after step 1, mid-epoch (two steps an epoch), with last.* written.
-  std::atomic<bool> stop{true};
-  UNet b(small_net());
-  const TrainResult r1 = train(b, d.train, stopped, &stop);
-  EXPECT_EQ(r1.status, TrainResult::Status::preempted);
-  EXPECT_EQ(r1.steps, 1);
-  stop = false;
-  UNet c(small_net());  // a fresh process: everything comes from the run folder
-  const TrainResult r2 = train(c, d.train, stopped, &stop);
-  EXPECT_EQ(r2.status, TrainResult::Status::finished);
-  EXPECT_EQ(r2.steps, 12);
-  EXPECT_TRUE(std::equal(a.params(), a.params() + a.parameter_count(), c.params()));
-  EXPECT_EQ(a.state(), c.state());
+  const auto c = stop_and_resume(d, stopped, [] { return cpu_backend(); });
+  EXPECT_TRUE(std::equal(a.params(), a.params() + a.parameter_count(), c->params()));
+  EXPECT_EQ(a.state(), c->state());
 }
 
 // The trainer on a backend whose memory is apart from the host's, as a GPU's:
@@ -139,15 +152,7 @@ TEST(Trainer, SeparateMemoryTrainsAsHostMemory) {
 
   TrainOptions apart = host;
   apart.run_dir = fresh_dir("apart").string();
-  std::atomic<bool> stop{true};
-  UNet b(small_net());
-  b.to(cpu_backend(0, true));
-  ASSERT_EQ(train(b, d.train, apart, &stop).steps, 1);
-  stop = false;
-  UNet c(small_net());
-  c.to(cpu_backend(0, true));
-  const TrainResult r = train(c, d.train, apart, &stop);
-  ASSERT_EQ(r.steps, 12);
+  stop_and_resume(d, apart, [] { return cpu_backend(0, true); });
   for (const char* f : {"last.safetensors", "last.state.safetensors", "best.safetensors"}) {
     const Safetensors x = read_safetensors((fs::path(host.run_dir) / f).string());
     const Safetensors y = read_safetensors((fs::path(apart.run_dir) / f).string());
