@@ -172,15 +172,17 @@ void UNet::to(std::shared_ptr<Backend> backend) {
   // Everything the old backend holds goes back to it first.
   release_plan();
   device_params_.reset(), device_grads_.reset(), device_state_.reset();
-  backend_ = std::move(backend);
-  if (!backend_->separate_memory()) {
-    p_ = params_.data(), g_ = grads_.data(), s_ = state_.data();
+  p_ = params_.data(), g_ = grads_.data(), s_ = state_.data();
+  backend_ = cpu_backend();  // until the new one holds everything (its allocations may fail)
+  if (!backend->separate_memory()) {
+    backend_ = std::move(backend);
     return;
   }
   const int64_t pbytes = parameter_count() * int64_t(sizeof(float));
-  device_params_ = backend_->allocate(pbytes);
-  device_grads_ = backend_->allocate(pbytes);
-  device_state_ = backend_->allocate(int64_t(state_.size() * sizeof(float)));
+  Backend::Memory params = backend->allocate(pbytes), grads = backend->allocate(pbytes),
+                  state = backend->allocate(int64_t(state_.size() * sizeof(float)));
+  backend_ = std::move(backend);
+  device_params_ = std::move(params), device_grads_ = std::move(grads), device_state_ = std::move(state);
   p_ = static_cast<float*>(device_params_.get());
   g_ = static_cast<float*>(device_grads_.get());
   s_ = static_cast<float*>(device_state_.get());

@@ -43,12 +43,6 @@ void conv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tens
 // Multiply-adds of one forward pass (backward is twice this): for FLOP counters.
 int64_t conv_macs(const Shape& in, int64_t out_channels, const ConvSpec& spec);
 
-#ifdef UNET_CUDA
-}  // namespace unet
-#include <memory>
-struct cudnnContext;  // cudnnHandle_t without the cuDNN headers
-namespace unet {
-
 // The batch strides a layer's tensors will have (0: packed, sample() apart):
 // a channel slice of a concatenation buffer lies further apart. The forward
 // output y and the output gradient dy may be such slices; x too, and dx is
@@ -56,6 +50,12 @@ namespace unet {
 struct ConvStrides {
   int64_t x = 0, y = 0, dy = 0;
 };
+
+#ifdef UNET_CUDA
+}  // namespace unet
+#include <memory>
+struct cudnnContext;  // cudnnHandle_t without the cuDNN headers
+namespace unet {
 
 // The same contract through cuDNN, for one layer's shapes and strides. The
 // algorithms are chosen once per shape and strides and cached for the process:
