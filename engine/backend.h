@@ -66,6 +66,11 @@ class Backend {
   virtual int64_t conv_workspace_bytes(int plan) const = 0;
   virtual void conv_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
                             void* workspace) = 0;
+  // y = act(conv(x) + bias): one fused call where the backend can (the CUDA
+  // backend, for ReLU, when cuDNN's chosen algorithm allows it), else the
+  // convolution and then bias_act_forward.
+  virtual void conv_bias_act_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
+                                     ActivationSpec act, void* workspace) = 0;
   virtual void conv_backward(int plan, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
                              float* dbias, GradMode mode, void* workspace) = 0;
 

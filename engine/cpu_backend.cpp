@@ -71,6 +71,11 @@ class CpuBackend final : public Backend {
                     void* workspace) override {
     unet::conv_forward(x, w, bias, y, convs_[plan].spec, static_cast<float*>(workspace));
   }
+  void conv_bias_act_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
+                             ActivationSpec act, void* workspace) override {
+    conv_forward(plan, x, w, nullptr, y, workspace);
+    unet::bias_act_forward(y, bias, act);
+  }
   void conv_backward(int plan, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
                      float* dbias, GradMode mode, void* workspace) override {
     unet::conv_backward(x, w, dy, dx, dw, dbias, convs_[plan].spec, mode, static_cast<float*>(workspace));

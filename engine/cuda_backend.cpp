@@ -110,6 +110,13 @@ class CudaBackend final : public Backend {
                     void* workspace) override {
     convs_[plan]->forward(x, w, bias, y, workspace, stream_);
   }
+  void conv_bias_act_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
+                             ActivationSpec act, void* workspace) override {
+    if (act.kind == Activation::relu && bias && convs_[plan]->forward_bias_relu(x, w, bias, y, workspace, stream_))
+      return;
+    convs_[plan]->forward(x, w, nullptr, y, workspace, stream_);
+    bias_act_forward_cuda(y, bias, act, stream_);
+  }
   void conv_backward(int plan, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
                      float* dbias, GradMode mode, void* workspace) override {
     convs_[plan]->backward(x, w, dy, dx, dw, dbias, mode, workspace, stream_);

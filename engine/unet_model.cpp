@@ -451,11 +451,11 @@ void UNet::block_forward(Block& b, bool training) {
   void* ws = workspace_.get();
   for (ConvLayer& L : b.convs) {
     const Tensor pre = view(L.pre), out = view(L.out);
-    backend_->conv_forward(L.conv, view(L.in), p_ + L.w, nullptr, pre, ws);
-    if (config_.norm == NormChoice::none) {
-      backend_->bias_act_forward(out, p_ + L.b, config_.activation);
+    if (config_.norm == NormChoice::none) {  // pre == out
+      backend_->conv_bias_act_forward(L.conv, view(L.in), p_ + L.w, p_ + L.b, out, config_.activation, ws);
       continue;
     }
+    backend_->conv_forward(L.conv, view(L.in), p_ + L.w, nullptr, pre, ws);
     const NormSpec ns = config_.norm_spec();
     float* rm = L.running >= 0 ? s_ + L.running : nullptr;
     float* rv = L.running >= 0 ? rm + L.co : nullptr;

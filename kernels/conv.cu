@@ -65,6 +65,7 @@ struct ConvCudnn::Impl {
   cudnnTensorDescriptor_t x, y, bias;
   cudnnFilterDescriptor_t w;
   cudnnConvolutionDescriptor_t conv;
+  cudnnActivationDescriptor_t relu;
   Algos algos;
   size_t workspace = 0;
 };
@@ -82,6 +83,8 @@ ConvCudnn::ConvCudnn(cudnnContext* handle, const Shape& in, int64_t out_channels
   UNET_CUDNN_CHECK(cudnnCreateTensorDescriptor(&m.bias));
   UNET_CUDNN_CHECK(cudnnCreateFilterDescriptor(&m.w));
   UNET_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&m.conv));
+  UNET_CUDNN_CHECK(cudnnCreateActivationDescriptor(&m.relu));
+  UNET_CUDNN_CHECK(cudnnSetActivationDescriptor(m.relu, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
   // The algorithms are chosen for the strides the layer's tensors will have:
   // a channel slice's may not suit every algorithm.
   const int64_t xs = strides.x ? strides.x : in.sample(), ys = strides.y ? strides.y : m.out.sample(),
@@ -154,6 +157,7 @@ ConvCudnn::~ConvCudnn() {
   cudnnDestroyTensorDescriptor(m.bias);
   cudnnDestroyFilterDescriptor(m.w);
   cudnnDestroyConvolutionDescriptor(m.conv);
+  cudnnDestroyActivationDescriptor(m.relu);
 }
 
 size_t ConvCudnn::workspace_bytes() const { return impl_->workspace; }
@@ -170,6 +174,23 @@ void ConvCudnn::forward(const Tensor& x, const float* w, const float* bias, cons
   UNET_CUDNN_CHECK(cudnnConvolutionForward(m.handle, &one, m.x, x.data, m.w, w, m.conv, m.algos.fwd, workspace,
                                            m.workspace, &zero, m.y, y.data));
   if (bias) UNET_CUDNN_CHECK(cudnnAddTensor(m.handle, &one, m.bias, bias, &one, m.y, y.data));
+}
+
+bool ConvCudnn::forward_bias_relu(const Tensor& x, const float* w, const float* bias, const Tensor& y,
+                                  void* workspace, Stream stream) const {
+  const Impl& m = *impl_;
+  if (m.algos.fwd != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) return false;
+  expect_shape("ConvCudnn::forward_bias_relu", "x", x.shape, m.in);
+  expect_shape("ConvCudnn::forward_bias_relu", "y", y.shape, m.out);
+  UNET_CUDNN_CHECK(cudnnSetStream(m.handle, stream));
+  describe(m.x, x.shape, x.batch_stride);
+  describe(m.y, y.shape, y.batch_stride);
+  // alpha2 = 0: the z input (here y itself) does not contribute.
+  const float one = 1.f, zero = 0.f;
+  UNET_CUDNN_CHECK(cudnnConvolutionBiasActivationForward(m.handle, &one, m.x, x.data, m.w, w, m.conv, m.algos.fwd,
+                                                         workspace, m.workspace, &zero, m.y, y.data, m.bias, bias,
+                                                         m.relu, m.y, y.data));
+  return true;
 }
 
 void ConvCudnn::backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,

@@ -77,6 +77,13 @@ class ConvCudnn {
                Stream stream) const;
   void backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
                 GradMode mode, void* workspace, Stream stream) const;
+  // y = ReLU(conv(x) + bias) in one call (cudnnConvolutionBiasActivationForward)
+  // where cuDNN allows it: its fused ReLU runs only with the implicit
+  // precomputed-GEMM algorithm, so only when that is the forward algorithm
+  // chosen (no slower algorithm is forced for the sake of fusing). Returns
+  // false, having done nothing, otherwise.
+  bool forward_bias_relu(const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace,
+                         Stream stream) const;
 
  private:
   struct Impl;
