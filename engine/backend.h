@@ -116,7 +116,7 @@ class Backend {
   // on. drop_captures() forgets them all (the buffers they name are gone).
   virtual void run_captured(const std::string& /*key*/, const std::function<void()>& ops) { ops(); }
   virtual void drop_captures() {}
-  virtual bool captures() const { return false; }  // whether run_captured() captures
+  virtual int64_t graph_replays() const { return 0; }  // passes run from a captured graph so far
 };
 
 // A plan that does not fit the device: what it needs and what is free.

@@ -201,6 +201,7 @@ class CudaBackend final : public Backend {
     if (!graphs_) return ops();
     if (auto it = graphs_cache_.find(key); it != graphs_cache_.end()) {
       UNET_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+      ++replays_;
       return;
     }
     // The first call runs eagerly: cuDNN's and cuBLAS's first-use work (module
@@ -213,6 +214,8 @@ class CudaBackend final : public Backend {
       ops();  // recorded, not run
     } catch (const std::exception& e) {
       failure = e.what();
+    } catch (...) {
+      failure = "an exception";
     }
     cudaGraph_t graph = nullptr;
     cudaError_t err = cudaStreamEndCapture(stream_, &graph);
@@ -222,20 +225,24 @@ class CudaBackend final : public Backend {
     if (failure.empty() && err != cudaSuccess) failure = cudaGetErrorString(err);
     if (!failure.empty()) {
       cudaGetLastError();  // capture errors are not sticky: clear them
+      // Run it eagerly: an error of the pass itself throws from here, and
+      // graphs stay on; only a pass that runs but cannot be captured turns them off.
+      ops();
       std::fprintf(stderr, "unet: CUDA Graph capture failed (%s); running the passes without graphs\n",
                    failure.c_str());
       graphs_ = false;
-      return ops();
+      return;
     }
     graphs_cache_[key] = exec;
     UNET_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+    ++replays_;
   }
   void drop_captures() override {
     for (auto& [key, exec] : graphs_cache_) UNET_CUDA_CHECK_NOTHROW(cudaGraphExecDestroy(exec));
     graphs_cache_.clear();
     warmed_.clear();
   }
-  bool captures() const override { return graphs_; }
+  int64_t graph_replays() const override { return replays_; }
 
  private:
   double* scratch() {
@@ -252,6 +259,7 @@ class CudaBackend final : public Backend {
   bool tf32_, graphs_;
   std::map<std::string, cudaGraphExec_t> graphs_cache_;
   std::set<std::string> warmed_;  // keys run once eagerly
+  int64_t replays_ = 0;
   Memory cublas_workspace_;
   std::string name_;
   cudaStream_t stream_ = nullptr;

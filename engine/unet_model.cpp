@@ -169,24 +169,23 @@ UNet::~UNet() { backend_->drop_captures(); }  // they name this model's buffers
 
 void UNet::to(std::shared_ptr<Backend> backend) {
   copy_to_host();
-  // Everything the old backend holds goes back to it first.
+  copy_grads_to_host();
   release_plan();
-  device_params_.reset(), device_grads_.reset(), device_state_.reset();
-  p_ = params_.data(), g_ = grads_.data(), s_ = state_.data();
-  backend_ = cpu_backend();  // until the new one holds everything (its allocations may fail)
-  if (!backend->separate_memory()) {
-    backend_ = std::move(backend);
-    return;
+  // The new backend's copies first: if it cannot hold them, nothing has moved.
+  const int64_t pbytes = parameter_count() * int64_t(sizeof(float)), sbytes = int64_t(state_.size() * sizeof(float));
+  Backend::Memory params, grads, state;
+  if (backend->separate_memory()) {
+    params = backend->allocate(pbytes), grads = backend->allocate(pbytes), state = backend->allocate(sbytes);
+    backend->upload(params.get(), params_.data(), pbytes);
+    backend->upload(grads.get(), grads_.data(), pbytes);
+    backend->upload(state.get(), state_.data(), sbytes);
   }
-  const int64_t pbytes = parameter_count() * int64_t(sizeof(float));
-  Backend::Memory params = backend->allocate(pbytes), grads = backend->allocate(pbytes),
-                  state = backend->allocate(int64_t(state_.size() * sizeof(float)));
+  device_params_.reset(), device_grads_.reset(), device_state_.reset();  // back to the old backend
   backend_ = std::move(backend);
   device_params_ = std::move(params), device_grads_ = std::move(grads), device_state_ = std::move(state);
-  p_ = static_cast<float*>(device_params_.get());
-  g_ = static_cast<float*>(device_grads_.get());
-  s_ = static_cast<float*>(device_state_.get());
-  copy_to_device();
+  p_ = device_params_ ? static_cast<float*>(device_params_.get()) : params_.data();
+  g_ = device_grads_ ? static_cast<float*>(device_grads_.get()) : grads_.data();
+  s_ = device_state_ ? static_cast<float*>(device_state_.get()) : state_.data();
 }
 
 void UNet::copy_to_host() const {
@@ -264,19 +263,26 @@ OutOfMemory UNet::does_not_fit(const Shape& input, int64_t bytes) {
   // The largest batch that fits, by laying the net out again (offsets only:
   // cheap), with the convolutions' workspace for one sample (it hardly depends
   // on the batch; on the CPU not at all).
-  Shape one = input;
-  one.n = 1;
-  layout_bytes(one);
-  plan_convolutions();
-  workspace = std::max(workspace, workspace_bytes_);
+  Shape s = input;
+  s.n = 1;
   int64_t fits = 0;
-  for (int64_t lo = 1, hi = input.n - 1; lo <= hi;) {
-    Shape s = input;
-    s.n = lo + (hi - lo) / 2;
-    if (layout_bytes(s) + workspace <= free && largest_ <= limit)
-      fits = s.n, lo = s.n + 1;
-    else
-      hi = s.n - 1;
+  if (layout_bytes(s) <= free && largest_ <= limit) {
+    plan_convolutions();
+    workspace = std::max(workspace, workspace_bytes_);
+    for (int64_t lo = 1, hi = input.n - 1; lo <= hi;) {
+      s.n = lo + (hi - lo) / 2;
+      if (layout_bytes(s) + workspace <= free && largest_ <= limit)
+        fits = s.n, lo = s.n + 1;
+      else
+        hi = s.n - 1;
+    }
+  }
+  // cuDNN's workspace may grow with the batch: check the answer with its own.
+  for (; fits > 0; --fits) {
+    s.n = fits;
+    const int64_t b = layout_bytes(s);
+    plan_convolutions();
+    if (b + workspace_bytes_ <= free) break;
   }
   return OutOfMemory("a batch of " + std::to_string(input.n) + " " + need + ". " +
                      (fits > 0 ? "The largest batch that fits is " + std::to_string(fits) +
@@ -388,7 +394,7 @@ void UNet::lay_out(const Shape& input) {
     s = Slot{reserved_, 0, {}};
     reserved_ += largest;
   }
-  largest_ = largest;
+  largest_ = std::max(largest, input.count());  // the input goes to a convolution too
   argmax_count_ = argmax;
 }
 
@@ -476,8 +482,9 @@ bool UNet::capturable(bool training) const {
 }
 
 std::string UNet::capture_key(const char* pass, const Tensor& input) const {
-  return std::string(pass) + " " + std::to_string(reinterpret_cast<uintptr_t>(input.data)) + " " +
-         std::to_string(input.batch_stride);
+  // This model (two may share a backend), the pass, and the input buffer.
+  return std::to_string(reinterpret_cast<uintptr_t>(this)) + " " + pass + " " +
+         std::to_string(reinterpret_cast<uintptr_t>(input.data)) + " " + std::to_string(input.batch_stride);
 }
 
 Tensor UNet::forward(const Tensor& input, bool training, uint64_t step) {

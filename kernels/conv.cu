@@ -68,6 +68,7 @@ struct ConvCudnn::Impl {
   cudnnActivationDescriptor_t relu;
   Algos algos;
   size_t workspace = 0;
+  mutable bool fuses = true;  // until cuDNN declines the fused call for this layer
 };
 
 ConvCudnn::ConvCudnn(cudnnContext* handle, const Shape& in, int64_t out_channels, const ConvSpec& spec, bool tf32,
@@ -179,7 +180,7 @@ void ConvCudnn::forward(const Tensor& x, const float* w, const float* bias, cons
 bool ConvCudnn::forward_bias_relu(const Tensor& x, const float* w, const float* bias, const Tensor& y,
                                   void* workspace, Stream stream) const {
   const Impl& m = *impl_;
-  if (m.algos.fwd != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) return false;
+  if (!m.fuses) return false;
   expect_shape("ConvCudnn::forward_bias_relu", "x", x.shape, m.in);
   expect_shape("ConvCudnn::forward_bias_relu", "y", y.shape, m.out);
   UNET_CUDNN_CHECK(cudnnSetStream(m.handle, stream));
@@ -187,9 +188,14 @@ bool ConvCudnn::forward_bias_relu(const Tensor& x, const float* w, const float* 
   describe(m.y, y.shape, y.batch_stride);
   // alpha2 = 0: the z input (here y itself) does not contribute.
   const float one = 1.f, zero = 0.f;
-  UNET_CUDNN_CHECK(cudnnConvolutionBiasActivationForward(m.handle, &one, m.x, x.data, m.w, w, m.conv, m.algos.fwd,
-                                                         workspace, m.workspace, &zero, m.y, y.data, m.bias, bias,
-                                                         m.relu, m.y, y.data));
+  const cudnnStatus_t status =
+      cudnnConvolutionBiasActivationForward(m.handle, &one, m.x, x.data, m.w, w, m.conv, m.algos.fwd, workspace,
+                                            m.workspace, &zero, m.y, y.data, m.bias, bias, m.relu, m.y, y.data);
+  if (status == CUDNN_STATUS_NOT_SUPPORTED) {  // this layout or algorithm: unfused from now on
+    m.fuses = false;
+    return false;
+  }
+  UNET_CUDNN_CHECK(status);
   return true;
 }
 

@@ -78,10 +78,9 @@ class ConvCudnn {
   void backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
                 GradMode mode, void* workspace, Stream stream) const;
   // y = ReLU(conv(x) + bias) in one call (cudnnConvolutionBiasActivationForward)
-  // where cuDNN allows it: its fused ReLU runs only with the implicit
-  // precomputed-GEMM algorithm, so only when that is the forward algorithm
-  // chosen (no slower algorithm is forced for the sake of fusing). Returns
-  // false, having done nothing, otherwise.
+  // with the forward algorithm chosen for the layer. Returns false, having done
+  // nothing, where cuDNN declines it for this layer (it is then not asked again:
+  // the caller runs the convolution and bias + ReLU apart).
   bool forward_bias_relu(const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace,
                          Stream stream) const;
 

@@ -104,7 +104,7 @@ void add_bench_command(CLI::App& app) {
     nlohmann::json j{
         {"tool", "unet.cu"},
         {"mode", o->device.precision},
-        {"cuda_graphs", be.captures()},
+        {"cuda_graph_replays", be.graph_replays()},
         {"device", be.name()},
         {"threads", omp_get_max_threads()},
         {"config",
