@@ -134,7 +134,8 @@ std::shared_ptr<Backend> cpu_backend(int64_t memory_limit = 0, bool separate_mem
 // capture the forward and backward passes as CUDA Graphs. Throws
 // std::runtime_error when this build has no CUDA backend or the machine no GPU.
 std::shared_ptr<Backend> cuda_backend(int device, Precision precision, bool graphs = true);
-// The CPU for gpus == 0; for gpus == 1 the visible GPU numbered local_rank
+// The CPU for gpus == 0 (bounded by the memory available when it starts);
+// for gpus == 1 the visible GPU numbered local_rank
 // (modulo the visible GPUs). More is refused: one process drives one GPU, and
 // several GPUs are several ranks (README "Data parallel").
 std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_rank = 0, bool graphs = true);

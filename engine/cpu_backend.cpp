@@ -16,6 +16,15 @@
 namespace unet {
 namespace {
 
+// The memory the kernel says a new allocation can get without swapping
+// (MemAvailable), 0 where it cannot be read.
+int64_t available_memory() {
+  std::ifstream f("/proc/meminfo");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("MemAvailable:", 0) == 0) return std::stoll(line.substr(13)) * 1024;  // kB
+  return 0;
+}
+
 std::string cpu_model() {
   std::ifstream f("/proc/cpuinfo");
   for (std::string line; std::getline(f, line);)
@@ -167,7 +176,8 @@ Precision parse_precision(const std::string& text) {
 
 std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_rank, bool graphs) {
   if (gpus < 0) throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": expected 0 (the CPU) or 1");
-  if (gpus == 0) return cpu_backend();
+  // A batch larger than the machine's memory is refused with the batch that fits.
+  if (gpus == 0) return cpu_backend(available_memory());
   if (gpus > 1)
     throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": one process drives one GPU; for several, run "
                                 "one rank per GPU (srun --ntasks-per-node=GPUS, README \"Data parallel\") with --gpus 1");

@@ -65,6 +65,16 @@ TEST(Cli, GpuOptionsRefuseWhatCannotRunAndSayWhy) {
   fs::remove_all(dir);
 }
 
+// A batch the machine cannot hold is refused before anything is allocated,
+// naming the largest batch that fits.
+TEST(Cli, BatchTooLargeForTheMachineNamesTheBatchThatFits) {
+  const Result r = run("bench --size 512x512 --batch-size 1000000");
+  EXPECT_NE(r.status, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("a batch of 1000000 needs"));
+  EXPECT_THAT(r.out, HasSubstr("The largest batch that fits is"));
+  EXPECT_THAT(r.out, HasSubstr("lower --batch-size"));
+}
+
 TEST(Cli, InfoOnIsbiSlice) {
   const std::string path = kData + "isbi2012/train/image/0.png";
   if (!fs::exists(path)) GTEST_SKIP() << path << " absent (../shared/datasets not mounted)";
