@@ -185,10 +185,11 @@ std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_r
   // Ranks on one node share its GPUs unless the launcher gave each its own
   // (CUDA_VISIBLE_DEVICES, --gpus-per-task): local rank r takes visible GPU r.
   const int count = cuda_device_count();
-  return cuda_backend(count > 0 ? local_rank % count : 0, precision, graphs);
+  const int device = count > 0 ? local_rank % count : 0;
 #else
-  return cuda_backend(0, precision, graphs);
+  const int device = local_rank;  // this build's cuda_backend refuses, saying why
 #endif
+  return cuda_backend(device, precision, graphs);
 }
 
 #ifndef UNET_CUDA
