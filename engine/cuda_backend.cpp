@@ -98,9 +98,7 @@ class CudaBackend final : public Backend {
   // One plan per distinct layer (twins share it: the calls run one at a time),
   // so that planning again for the same shapes adds nothing.
   int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides s) override {
-    const std::string key = in.str() + ">" + std::to_string(out_channels) + " k" + std::to_string(spec.kernel) +
-                            (spec.padding == Padding::same ? "s" : "v") + " " + std::to_string(s.x) + "," +
-                            std::to_string(s.y) + "," + std::to_string(s.dy);
+    const std::string key = conv_key(in, out_channels, spec, s);
     if (auto it = conv_ids_.find(key); it != conv_ids_.end()) return it->second;
     convs_.push_back(std::make_unique<ConvCudnn>(cudnn_, in, out_channels, spec, tf32_, false, s));
     return conv_ids_[key] = static_cast<int>(convs_.size() - 1);

@@ -127,6 +127,14 @@ int64_t conv_workspace_floats(const Shape& in, int64_t out_channels, const ConvS
   return g.pointwise() ? 0 : g.ci * g.taps() * g.chunk_rows() * g.ow;
 }
 
+std::string conv_key(const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides strides) {
+  const Shape out = conv_output_shape(in, out_channels, spec);
+  return in.str() + ">" + std::to_string(out_channels) + " k" + std::to_string(spec.kernel) +
+         (spec.padding == Padding::same ? " same" : " valid") + " strides " +
+         std::to_string(strides.x ? strides.x : in.sample()) + "," + std::to_string(strides.y ? strides.y : out.sample()) +
+         "," + std::to_string(strides.dy ? strides.dy : out.sample());
+}
+
 int64_t conv_macs(const Shape& in, int64_t out_channels, const ConvSpec& spec) {
   const Geometry g = geometry(in, out_channels, spec);
   return in.n * g.co * g.out_plane() * g.ci * g.taps();

@@ -56,6 +56,18 @@ int pick(const Perf* perf, int count, const char* what) {
   throw CudaError(std::string("cuDNN offers no deterministic ") + what + " algorithm for this shape");
 }
 
+// One pass's algorithm: cuDNN's timed search or its heuristics fill the same
+// list of candidates, fastest first; pick() takes from it.
+constexpr int kCandidates = 16;
+
+template <class Perf, class Search, class Heuristics>
+auto choose(bool search, const Search& find, const Heuristics& heuristics, const char* what) {
+  Perf perf[kCandidates];
+  int n = 0;
+  search ? find(perf, &n) : heuristics(perf, &n);
+  return perf[pick(perf, n, what)].algo;
+}
+
 }  // namespace
 
 struct ConvCudnn::Impl {
@@ -102,49 +114,55 @@ ConvCudnn::ConvCudnn(cudnnContext* handle, const Shape& in, int64_t out_channels
                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   UNET_CUDNN_CHECK(cudnnSetConvolutionMathType(m.conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
 
-  const std::string key = in.str() + ">" + std::to_string(out_channels) + " k" + std::to_string(spec.kernel) +
-                          (spec.padding == Padding::same ? " same" : " valid") + (tf32 ? " tf32" : " fp32") +
-                          " strides " + std::to_string(xs) + "," + std::to_string(ys) + "," + std::to_string(dys);
+  const std::string key = conv_key(in, out_channels, spec, strides) + (tf32 ? " tf32" : " fp32");
   // Each pass is chosen and sized with the descriptors it will run with:
   // forward x -> y; the filter gradient x, dy; the data gradient dy -> packed dx.
   auto forward_view = [&] { describe(m.x, in, xs), describe(m.y, m.out, ys); };
   auto filter_view = [&] { describe(m.x, in, xs), describe(m.y, m.out, dys); };
   auto data_view = [&] { describe(m.x, in, in.sample()), describe(m.y, m.out, dys); };
-  constexpr int kMax = 16;
-  int n = 0;
   std::lock_guard<std::mutex> lock(g_cache_mutex);
   auto it = g_cache.find(key);
   const bool cached = it != g_cache.end();
   if (cached) m.algos = it->second;
   size_t a = 0, b2 = 0, c = 0;
   forward_view();
-  if (!cached) {
-    cudnnConvolutionFwdAlgoPerf_t fwd[kMax];
-    if (search)
-      UNET_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(handle, m.x, m.w, m.conv, m.y, kMax, &n, fwd));
-    else
-      UNET_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, m.x, m.w, m.conv, m.y, kMax, &n, fwd));
-    m.algos.fwd = fwd[pick(fwd, n, "forward")].algo;
-  }
+  if (!cached)
+    m.algos.fwd = choose<cudnnConvolutionFwdAlgoPerf_t>(
+        search,
+        [&](auto* p, int* n) {
+          UNET_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(handle, m.x, m.w, m.conv, m.y, kCandidates, n, p));
+        },
+        [&](auto* p, int* n) {
+          UNET_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, m.x, m.w, m.conv, m.y, kCandidates, n, p));
+        },
+        "forward");
   UNET_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle, m.x, m.w, m.conv, m.y, m.algos.fwd, &a));
   filter_view();
-  if (!cached) {
-    cudnnConvolutionBwdFilterAlgoPerf_t filt[kMax];
-    if (search)
-      UNET_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(handle, m.x, m.y, m.conv, m.w, kMax, &n, filt));
-    else
-      UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, m.x, m.y, m.conv, m.w, kMax, &n, filt));
-    m.algos.bwd_filter = filt[pick(filt, n, "backward-filter")].algo;
-  }
+  if (!cached)
+    m.algos.bwd_filter = choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
+        search,
+        [&](auto* p, int* n) {
+          UNET_CUDNN_CHECK(
+              cudnnFindConvolutionBackwardFilterAlgorithm(handle, m.x, m.y, m.conv, m.w, kCandidates, n, p));
+        },
+        [&](auto* p, int* n) {
+          UNET_CUDNN_CHECK(
+              cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, m.x, m.y, m.conv, m.w, kCandidates, n, p));
+        },
+        "backward-filter");
   UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle, m.x, m.y, m.conv, m.w, m.algos.bwd_filter, &c));
   data_view();
   if (!cached) {
-    cudnnConvolutionBwdDataAlgoPerf_t data[kMax];
-    if (search)
-      UNET_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(handle, m.w, m.y, m.conv, m.x, kMax, &n, data));
-    else
-      UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, m.w, m.y, m.conv, m.x, kMax, &n, data));
-    m.algos.bwd_data = data[pick(data, n, "backward-data")].algo;
+    m.algos.bwd_data = choose<cudnnConvolutionBwdDataAlgoPerf_t>(
+        search,
+        [&](auto* p, int* n) {
+          UNET_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(handle, m.w, m.y, m.conv, m.x, kCandidates, n, p));
+        },
+        [&](auto* p, int* n) {
+          UNET_CUDNN_CHECK(
+              cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, m.w, m.y, m.conv, m.x, kCandidates, n, p));
+        },
+        "backward-data");
     g_cache[key] = m.algos;
   }
   UNET_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle, m.w, m.y, m.conv, m.x, m.algos.bwd_data, &b2));

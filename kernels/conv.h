@@ -16,6 +16,8 @@
 //                  image); accumulates (+=) into dw and dbias (dbias may be null).
 #pragma once
 
+#include <string>
+
 #include "engine/tensor.h"
 #include "kernels/common.h"
 
@@ -50,6 +52,10 @@ int64_t conv_macs(const Shape& in, int64_t out_channels, const ConvSpec& spec);
 struct ConvStrides {
   int64_t x = 0, y = 0, dy = 0;
 };
+
+// Names a layer's shapes and strides (0 read as packed): where a plan for it
+// is kept (the CUDA backend's per-layer plans, cuDNN's algorithm cache).
+std::string conv_key(const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides strides);
 
 #ifdef UNET_CUDA
 }  // namespace unet

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/tensor.h"
+
 namespace unet::test {
 
 struct GradInput {
@@ -42,6 +44,14 @@ struct GradCheckOptions {
   // a difference quotient can resolve.
   double floor = 1.0;
 };
+
+// Classes 0..classes-1 for every voxel of `out`'s samples, reproducible from seed.
+inline std::vector<int32_t> labels_for(const Shape& out, int classes, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> g(out.n * out.spatial());
+  for (auto& v : g) v = int32_t(rng() % uint64_t(classes));
+  return g;
+}
 
 inline std::vector<float> random_vector(int64_t n, uint64_t seed, float lo = -1.f, float hi = 1.f) {
   std::mt19937_64 rng(seed);

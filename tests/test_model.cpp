@@ -12,6 +12,7 @@
 namespace unet {
 namespace {
 
+using test::labels_for;
 using test::random_vector;
 
 struct Net {
@@ -38,13 +39,6 @@ UNetConfig tiny(int dims, int depth, NormChoice norm, int classes, Padding paddi
   // op by op (test_activation); this checks the wiring of everything else.
   c.activation = {Activation::identity, 0.f};
   return c;
-}
-
-std::vector<int32_t> labels_for(const Shape& out, int classes, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> g(out.n * out.spatial());
-  for (auto& v : g) v = int32_t(rng() % uint64_t(classes));
-  return g;
 }
 
 // The whole network, every parameter tensor: loss(params) by central differences

@@ -35,6 +35,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using test::labels_for;
 using test::random_vector;
 
 class GpuModel : public ::testing::Test {
@@ -80,13 +81,6 @@ std::vector<Net> nets() {
       {"3d_instance_softmax", net(3, 2, NormChoice::instance, 3, Padding::same, 0.f, Activation::relu),
        shape3d(2, 2, 16, 16, 24), LossKind::dice_ce},
   };
-}
-
-std::vector<int32_t> labels_for(const Shape& out, int classes, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> g(out.n * out.spatial());
-  for (auto& v : g) v = int32_t(rng() % uint64_t(classes));
-  return g;
 }
 
 struct StepResult {
