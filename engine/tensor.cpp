@@ -14,4 +14,12 @@ void expect_shape(const char* op, const char* what, const Shape& got, const Shap
                                 ", expected " + want.str());
 }
 
+const char* dtype_name(DType t) { return t == DType::f32 ? "fp32" : t == DType::bf16 ? "bf16" : "fp16"; }
+
+void expect_dtype(const char* op, const char* what, const Tensor& t, DType want) {
+  if (t.dtype != want)
+    throw std::invalid_argument(std::string(op) + ": " + what + " is " + dtype_name(t.dtype) + ", expected " +
+                                dtype_name(want));
+}
+
 }  // namespace unet
