@@ -11,6 +11,7 @@
 #include "engine/device_buffer.h"
 #include "kernels/activation.h"
 #include "kernels/conv.h"
+#include "kernels/convert.h"
 #include "kernels/crop.h"
 #include "kernels/dropout.h"
 #include "kernels/loss.h"
@@ -61,6 +62,32 @@ void BM_GpuBiasReluForward(benchmark::State& state) {
     bench::report_bytes(state, 2.0 * s.count() * sizeof(float));
 }
 BENCHMARK(BM_GpuBiasReluForward)->ArgName("dims")->Arg(2)->Arg(3)->UseManualTime();
+
+// Mixed precision: the same kernel on bf16 activations (half the bytes), and
+// the conversions at the passes' edges and of the weights.
+void BM_GpuBiasReluForwardBf16(benchmark::State& state) {
+  if (cuda_device_count() == 0) return state.SkipWithError("no CUDA GPU on this machine");
+  const Shape s = activations(state);
+  DeviceBuffer<uint16_t> y(static_cast<size_t>(s.count()));
+  y.zero(nullptr);
+  auto bias = filled(s.c);
+  const Tensor t(y.data(), s, s.sample(), DType::bf16);
+  if (time_launches(state, [&] { bias_act_forward_cuda(t, bias.data(), {}, nullptr); }))
+    bench::report_bytes(state, 2.0 * s.count() * 2);
+}
+BENCHMARK(BM_GpuBiasReluForwardBf16)->ArgName("dims")->Arg(2)->Arg(3)->UseManualTime();
+
+void BM_GpuConvertToBf16(benchmark::State& state) {
+  if (cuda_device_count() == 0) return state.SkipWithError("no CUDA GPU on this machine");
+  const Shape s = activations(state);
+  auto x = filled(s.count());
+  DeviceBuffer<uint16_t> y(static_cast<size_t>(s.count()));
+  if (time_launches(state, [&] {
+        convert_cuda(x.data(), DType::f32, y.data(), DType::bf16, s.count(), GradMode::overwrite, nullptr);
+      }))
+    bench::report_bytes(state, double(s.count()) * (4 + 2));
+}
+BENCHMARK(BM_GpuConvertToBf16)->ArgName("dims")->Arg(2)->Arg(3)->UseManualTime();
 
 void BM_GpuMaxPoolForward(benchmark::State& state) {
   if (cuda_device_count() == 0) return state.SkipWithError("no CUDA GPU on this machine");

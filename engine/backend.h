@@ -31,12 +31,16 @@
 
 namespace unet {
 
-// How convolutions compute (`--precision`). fp32: strict IEEE single precision;
-// tf32: TF32 tensor cores for the CUDA backend's convolutions (Ampere and
-// later; the CPU computes fp32 either way). bf16 and fp16 are refused with a
-// message until mixed precision exists.
-enum class Precision { fp32, tf32 };
+// How the CUDA backend computes (`--precision`). fp32: strict IEEE single
+// precision; tf32: TF32 tensor cores for the convolutions and GEMMs (Ampere and
+// later). bf16, fp16: mixed precision: activations and their gradients in 16
+// bits, every sum and statistic in fp32, fp32 master weights (16-bit copies for
+// cuDNN and cuBLAS) and fp32 gradients; fp16 needs the trainer's loss scaling
+// (LossScaler). The CPU computes fp32: it accepts fp32 and tf32 and refuses
+// the 16-bit precisions.
+enum class Precision { fp32, tf32, bf16, fp16 };
 Precision parse_precision(const std::string& text);  // throws std::invalid_argument naming the choices
+DType storage_type(Precision p);  // of the activations: bf16, f16, else f32
 
 class Backend {
  public:
@@ -54,11 +58,21 @@ class Backend {
   virtual Memory allocate(int64_t bytes) = 0;
   virtual void upload(void* dst, const void* host, int64_t bytes) = 0;
   virtual void download(void* host, const void* src, int64_t bytes) = 0;  // waits for the data
+  // A batch's upload, which may run beside the ops already queued (the CUDA
+  // backend's copy stream): the ops queued after it wait for it. `host` stays
+  // untouched until an op that returns a host value has returned.
+  virtual void stage(void* dst, const void* host, int64_t bytes) { upload(dst, host, bytes); }
   virtual void zero(void* dst, int64_t bytes) = 0;
   virtual void synchronize() = 0;                 // waits for every queued op
   virtual int64_t free_bytes() const = 0;         // what allocate() can still give (CPU: INT64_MAX)
   virtual int64_t peak_bytes() const = 0;         // the most this backend's allocations held at once
   virtual int64_t max_tensor_elements() const = 0;  // the largest tensor one op call may address
+  // The element type the activation tensors given to the ops must have: f32,
+  // or under mixed precision bf16 or f16. Weights, biases, norm parameters and
+  // every gradient of them are fp32 whatever it is.
+  virtual DType activation_type() const = 0;
+  // dst = src converted to dst's type (half.h's rounding): same shape, both packed.
+  virtual void convert(const Tensor& src, const Tensor& dst) = 0;
 
   // Convolutions: one plan per layer shape, made when the net is planned (the
   // CUDA backend chooses its cuDNN algorithms there); ops take the plan's id.

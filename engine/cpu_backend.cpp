@@ -9,6 +9,7 @@
 #ifdef UNET_CUDA
 #include "engine/device_buffer.h"
 #endif
+#include "kernels/convert.h"
 #include "kernels/crop.h"
 #include "kernels/maxpool.h"
 #include "kernels/upconv.h"
@@ -70,6 +71,12 @@ class CpuBackend final : public Backend {
   int64_t peak_bytes() const override { return peak_; }
 
   int64_t max_tensor_elements() const override { return std::numeric_limits<int64_t>::max(); }
+  DType activation_type() const override { return DType::f32; }
+  void convert(const Tensor& src, const Tensor& dst) override {
+    expect_shape("convert", "dst", dst.shape, src.shape);
+    if (!src.contiguous() || !dst.contiguous()) throw std::invalid_argument("convert: the tensors must be packed");
+    unet::convert(src.data, src.dtype, dst.data, dst.dtype, src.shape.count());
+  }
 
   int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides) override {
     convs_.push_back({conv_workspace_floats(in, out_channels, spec) * int64_t(sizeof(float)), spec});
@@ -168,15 +175,21 @@ std::shared_ptr<Backend> cpu_backend(int64_t memory_limit, bool separate_memory)
 Precision parse_precision(const std::string& text) {
   if (text == "fp32") return Precision::fp32;
   if (text == "tf32") return Precision::tf32;
-  if (text == "bf16" || text == "fp16")
-    throw std::invalid_argument("--precision " + text + ": mixed precision (bf16/fp16 activations with fp32 master "
-                                "weights) is not implemented yet; use fp32 or tf32");
-  throw std::invalid_argument("--precision " + text + ": expected fp32 or tf32");
+  if (text == "bf16") return Precision::bf16;
+  if (text == "fp16") return Precision::fp16;
+  throw std::invalid_argument("--precision " + text + ": expected fp32, tf32, bf16 or fp16");
+}
+
+DType storage_type(Precision p) {
+  return p == Precision::bf16 ? DType::bf16 : p == Precision::fp16 ? DType::f16 : DType::f32;
 }
 
 std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_rank, bool graphs) {
   if (gpus < 0) throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": expected 0 (the CPU) or 1");
   // A batch larger than the machine's memory is refused with the batch that fits.
+  if (gpus == 0 && storage_type(precision) != DType::f32)
+    throw std::invalid_argument(std::string("--precision ") + dtype_name(storage_type(precision)) +
+                                ": mixed precision runs on a GPU (--gpus 1); the CPU computes fp32 (--precision fp32)");
   if (gpus == 0) return cpu_backend(available_memory());
   if (gpus > 1)
     throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": one process drives one GPU; for several, run "

@@ -12,6 +12,7 @@
 #include "engine/backend.h"
 #include "engine/cuda_check.h"
 #include "engine/device_buffer.h"
+#include "kernels/convert.h"
 #include "kernels/crop.h"
 #include "kernels/maxpool.h"
 #include "kernels/metrics.h"
@@ -21,16 +22,19 @@ namespace unet {
 namespace {
 
 std::string mib(int64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+int64_t aligned(int64_t bytes) { return (bytes + 255) / 256 * 256; }
 
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, Precision precision, bool graphs)
-      : device_(device), tf32_(precision == Precision::tf32), graphs_(graphs) {
+      : device_(device), type_(storage_type(precision)), tf32_(precision == Precision::tf32), graphs_(graphs) {
     UNET_CUDA_CHECK(cudaSetDevice(device));
     cudaDeviceProp prop{};
     UNET_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     name_ = "cuda:" + std::to_string(device) + " " + prop.name;
     UNET_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    UNET_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    UNET_CUDA_CHECK(cudaEventCreateWithFlags(&copied_, cudaEventDisableTiming));
     UNET_CUDNN_CHECK(cudnnCreate(&cudnn_));
     UNET_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
     UNET_CUBLAS_CHECK(cublasCreate(&cublas_));
@@ -49,6 +53,8 @@ class CudaBackend final : public Backend {
     scratch_.reset();
     if (cublas_) cublasDestroy(cublas_);
     if (cudnn_) cudnnDestroy(cudnn_);
+    if (copied_) UNET_CUDA_CHECK_NOTHROW(cudaEventDestroy(copied_));
+    if (copy_stream_) UNET_CUDA_CHECK_NOTHROW(cudaStreamDestroy(copy_stream_));
     if (stream_) UNET_CUDA_CHECK_NOTHROW(cudaStreamDestroy(stream_));
   }
 
@@ -81,6 +87,15 @@ class CudaBackend final : public Backend {
     if (bytes) UNET_CUDA_CHECK(cudaMemcpyAsync(host, src, size_t(bytes), cudaMemcpyDeviceToHost, stream_));
     synchronize();
   }
+  // The copy starts at once on its own stream, beside the previous step's
+  // backward and optimizer still running on the compute stream (the model
+  // alternates two staging buffers, so it never writes one a queued op reads).
+  void stage(void* dst, const void* host, int64_t bytes) override {
+    if (!bytes) return;
+    UNET_CUDA_CHECK(cudaMemcpyAsync(dst, host, size_t(bytes), cudaMemcpyHostToDevice, copy_stream_));
+    UNET_CUDA_CHECK(cudaEventRecord(copied_, copy_stream_));
+    UNET_CUDA_CHECK(cudaStreamWaitEvent(stream_, copied_, 0));
+  }
   void zero(void* dst, int64_t bytes) override {
     if (bytes) UNET_CUDA_CHECK(cudaMemsetAsync(dst, 0, size_t(bytes), stream_));
   }
@@ -94,41 +109,62 @@ class CudaBackend final : public Backend {
 
   // cuDNN's descriptors hold 32-bit sizes and strides.
   int64_t max_tensor_elements() const override { return INT32_MAX; }
+  DType activation_type() const override { return type_; }
+  void convert(const Tensor& src, const Tensor& dst) override {
+    expect_shape("convert", "dst", dst.shape, src.shape);
+    if (!src.contiguous() || !dst.contiguous()) throw std::invalid_argument("convert: the tensors must be packed");
+    convert_cuda(src.data, src.dtype, dst.data, dst.dtype, src.shape.count(), GradMode::overwrite, stream_);
+  }
 
   // One plan per distinct layer (twins share it: the calls run one at a time),
   // so that planning again for the same shapes adds nothing.
   int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides s) override {
     const std::string key = conv_key(in, out_channels, spec, s);
     if (auto it = conv_ids_.find(key); it != conv_ids_.end()) return it->second;
-    convs_.push_back(std::make_unique<ConvCudnn>(cudnn_, in, out_channels, spec, tf32_, false, s));
+    convs_.push_back(std::make_unique<ConvCudnn>(cudnn_, in, out_channels, spec, tf32_, false, s, type_));
+    int64_t weights = out_channels * in.c;
+    for (int d = 0; d < in.dims; ++d) weights *= spec.kernel;
+    conv_weights_.push_back(weights);
     return conv_ids_[key] = static_cast<int>(convs_.size() - 1);
   }
-  int64_t conv_workspace_bytes(int plan) const override { return int64_t(convs_.at(plan)->workspace_bytes()); }
+  // Under mixed precision the workspace also holds the layer's 16-bit weights
+  // and weight gradient, ahead of cuDNN's own.
+  int64_t conv_workspace_bytes(int plan) const override {
+    return int64_t(convs_.at(plan)->workspace_bytes()) + 2 * half_bytes(conv_weights_.at(plan));
+  }
   void conv_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
                     void* workspace) override {
-    convs_[plan]->forward(x, w, bias, y, workspace, stream_);
+    const Operands o = operands(w, conv_weights_[plan], workspace);
+    convs_[plan]->forward(x, o.w, bias, y, o.rest, stream_);
   }
   void conv_bias_act_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
                              ActivationSpec act, void* workspace) override {
-    if (act.kind == Activation::relu && bias && convs_[plan]->forward_bias_relu(x, w, bias, y, workspace, stream_))
+    const Operands o = operands(w, conv_weights_[plan], workspace);
+    if (act.kind == Activation::relu && bias && convs_[plan]->forward_bias_relu(x, o.w, bias, y, o.rest, stream_))
       return;
-    convs_[plan]->forward(x, w, nullptr, y, workspace, stream_);
+    convs_[plan]->forward(x, o.w, nullptr, y, o.rest, stream_);
     bias_act_forward_cuda(y, bias, act, stream_);
   }
   void conv_backward(int plan, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
                      float* dbias, GradMode mode, void* workspace) override {
-    convs_[plan]->backward(x, w, dy, dx, dw, dbias, mode, workspace, stream_);
+    const int64_t count = conv_weights_[plan];
+    const Operands o = operands(w, count, workspace);
+    convs_[plan]->backward(x, o.w, dy, dx, o.dw ? o.dw : dw, dbias, mode, o.rest, stream_);
+    if (o.dw) convert_cuda(o.dw, type_, dw, DType::f32, count, GradMode::accumulate, stream_);
   }
 
   int64_t upconv_workspace_bytes(const Shape& in, int64_t out_channels) const override {
-    return upconv_workspace_floats_cuda(in, out_channels) * int64_t(sizeof(float));
+    return aligned(upconv_workspace_floats_cuda(in, out_channels) * int64_t(sizeof(float))) +
+           half_bytes(in.c * out_channels * (in.dims == 3 ? 8 : 4));
   }
   void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace) override {
-    upconv_forward_cuda(cublas_, x, w, bias, y, static_cast<float*>(workspace), stream_);
+    upconv_forward_cuda(cublas_, x, upconv_weights(x.shape, y.shape.c, w, workspace), bias, y,
+                        static_cast<float*>(workspace), stream_);
   }
   void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
                        GradMode mode, void* workspace) override {
-    upconv_backward_cuda(cublas_, x, w, dy, dx, dw, dbias, mode, static_cast<float*>(workspace), stream_);
+    upconv_backward_cuda(cublas_, x, upconv_weights(x.shape, dy.shape.c, w, workspace), dy, dx, dw, dbias, mode,
+                         static_cast<float*>(workspace), stream_);
   }
 
   void bias_act_forward(const Tensor& y, const float* bias, ActivationSpec act) override {
@@ -247,6 +283,28 @@ class CudaBackend final : public Backend {
     if (!scratch_) reserve(Shape{}, 0);
     return static_cast<double*>(scratch_.get());
   }
+  // Mixed precision: bytes of a 16-bit copy of `count` weights (0 in fp32).
+  int64_t half_bytes(int64_t count) const { return type_ == DType::f32 ? 0 : aligned(count * 2); }
+  // What a convolution multiplies: the fp32 weights, or their 16-bit copy made
+  // now at the workspace's start, beside room for the 16-bit weight gradient.
+  struct Operands {
+    const void* w;
+    void* dw;    // null in fp32: cuDNN accumulates into the fp32 gradient itself
+    void* rest;  // cuDNN's workspace
+  };
+  Operands operands(const float* w, int64_t count, void* workspace) {
+    if (type_ == DType::f32) return {w, nullptr, workspace};
+    char* base = static_cast<char*>(workspace);
+    convert_cuda(w, DType::f32, base, type_, count, GradMode::overwrite, stream_);
+    return {base, base + half_bytes(count), base + 2 * half_bytes(count)};
+  }
+  // The up-convolution's weights in the activations' type (after its product in the workspace).
+  const void* upconv_weights(const Shape& in, int64_t co, const float* w, void* workspace) {
+    if (type_ == DType::f32) return w;
+    char* copy = static_cast<char*>(workspace) + aligned(upconv_workspace_floats_cuda(in, co) * int64_t(sizeof(float)));
+    convert_cuda(w, DType::f32, copy, type_, in.c * co * (in.dims == 3 ? 8 : 4), GradMode::overwrite, stream_);
+    return copy;
+  }
   static void no_sync_batchnorm(const NormSumsReducer& reduce) {
     if (reduce) throw std::invalid_argument("--sync-batchnorm: the CUDA backend has no synchronized batch norm yet");
   }
@@ -254,6 +312,7 @@ class CudaBackend final : public Backend {
   static constexpr int64_t kCublasWorkspace = int64_t(32) << 20;  // what PyTorch gives cuBLAS on Hopper
 
   int device_;
+  DType type_;  // of the activations
   bool tf32_, graphs_;
   std::map<std::string, cudaGraphExec_t> graphs_cache_;
   std::set<std::string> warmed_;  // keys run once eagerly
@@ -261,9 +320,12 @@ class CudaBackend final : public Backend {
   Memory cublas_workspace_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
+  cudaStream_t copy_stream_ = nullptr;  // batches' uploads
+  cudaEvent_t copied_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::vector<std::unique_ptr<ConvCudnn>> convs_;
+  std::vector<int64_t> conv_weights_;  // per plan
   std::map<std::string, int> conv_ids_;
   int64_t held_ = 0, peak_ = 0;
   Memory scratch_;

@@ -35,6 +35,8 @@ struct State {
   int64_t step = 0;
   double best = -1;          // best mean foreground Dice so far
   int64_t bad_validations = 0;
+  float loss_scale = 0;      // dynamic loss scaling's scale and finite steps (0: not scaling)
+  int64_t good_steps = 0;
 };
 
 std::string path_in(const TrainOptions& opt, const std::string& name) { return (fs::path(opt.run_dir) / name).string(); }
@@ -46,6 +48,8 @@ void save_state(const TrainOptions& opt, const UNet& model, const State& s, cons
   f.metadata = {{"step", std::to_string(s.step)},
                 {"best", nlohmann::json(s.best).dump()},
                 {"bad_validations", std::to_string(s.bad_validations)},
+                {"loss_scale", nlohmann::json(s.loss_scale).dump()},
+                {"good_steps", std::to_string(s.good_steps)},
                 {"unet.config", config_to_json(model.config())}};
   f.tensors.push_back({"optimizer.m", {static_cast<int64_t>(m.size())}, m});
   f.tensors.push_back({"optimizer.v", {static_cast<int64_t>(v.size())}, v});
@@ -67,6 +71,10 @@ bool load_state(const TrainOptions& opt, UNet& model, State& s, std::vector<floa
     s.step = std::stoll(state.metadata.at("step"));
     s.best = nlohmann::json::parse(state.metadata.at("best")).get<double>();
     s.bad_validations = std::stoll(state.metadata.at("bad_validations"));
+    if (state.metadata.count("loss_scale")) {  // absent from runs that predate loss scaling
+      s.loss_scale = nlohmann::json::parse(state.metadata.at("loss_scale")).get<float>();
+      s.good_steps = std::stoll(state.metadata.at("good_steps"));
+    }
   } catch (const std::exception& e) {
     throw FileError(spath + ": training state metadata incomplete (" + e.what() + ")");
   }
@@ -169,9 +177,13 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
     if (lead)
       std::printf("resuming %s at step %lld of %lld\n", opt.run_dir.c_str(), (long long)state.step, (long long)total);
   }
+  LossScaler scaler(opt.loss_scaling);
+  if (scaler.dynamic() && state.loss_scale > 0) scaler.restore(state.loss_scale, state.good_steps);
   auto save = [&] {
     be.download(m.data(), m_dev, param_bytes);
     be.download(v.data(), v_dev, param_bytes);
+    state.loss_scale = scaler.dynamic() ? scaler.scale() : 0.f;
+    state.good_steps = scaler.good_steps();
     save_state(opt, model, state, m, v);
   };
   std::unique_ptr<GradientReducer> reducer;
@@ -222,6 +234,9 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
     while (!epoch_done && state.step < total) {
       model.zero_grads();
       double loss = 0;
+      LossSpec loss_spec = opt.loss;
+      const float loss_scale = scaler.scale();
+      loss_spec.grad_scale = loss_scale;
       for (int a = 0; a < opt.accumulate; ++a) {
         const Batch* b = loader.next();
         if (!b) {
@@ -233,28 +248,39 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
         const Tensor input = model.stage_input(b->image);
         const int32_t* labels = model.stage_labels(b->label);
         const Tensor logits = model.forward(input, true, static_cast<uint64_t>(state.step));
-        loss += be.loss_forward_backward(logits, labels, model.dlogits(), opt.loss, reduce_sums) / opt.accumulate;
+        loss += be.loss_forward_backward(logits, labels, model.dlogits(), loss_spec, reduce_sums) / opt.accumulate;
         if (reducer && a + 1 == opt.accumulate) reducer->begin();  // the last batch's backward completes the sums
         model.backward(input);
         loader.release(b);
       }
       if (epoch_done) break;
       if (reducer) reducer->finish();
-      const double norm = be.gradient_norm(model.device_grads(), n_params) / opt.accumulate;
-      if (!std::isfinite(loss) || !std::isfinite(norm))
+      // The gradients are loss_scale times the true ones (a power of two: exact).
+      const double norm = be.gradient_norm(model.device_grads(), n_params) / opt.accumulate / loss_scale;
+      const bool finite = std::isfinite(norm);
+      if (!std::isfinite(loss) || (!finite && !scaler.dynamic()))
         throw std::runtime_error("step " + std::to_string(state.step) + ": the loss or gradient is not finite (loss " +
                                  std::to_string(loss) + "); lower the learning rate, or check the inputs");
-      const float scale = clip_scale(norm, opt.clip_norm) / static_cast<float>(opt.accumulate);
+      // Under loss scaling, a step whose gradients overflowed is skipped (the scale halves).
+      const bool take = scaler.update(finite);
+      const float scale = clip_scale(norm, opt.clip_norm) / static_cast<float>(opt.accumulate) / loss_scale;
       const float lr = static_cast<float>(learning_rate(schedule, state.step));
-      for (const auto& [offset, count] : ranges)
-        be.optimizer_step(model.device_params() + offset, model.device_grads() + offset, m_dev + offset,
-                          v_dev + offset, count, opt.optimizer, lr, state.step + 1, scale);
+      if (take)
+        for (const auto& [offset, count] : ranges)
+          be.optimizer_step(model.device_params() + offset, model.device_grads() + offset, m_dev + offset,
+                            v_dev + offset, count, opt.optimizer, lr, state.step + 1, scale);
       ++state.step;
       result.last_loss = loss;
+      result.skipped_steps += take ? 0 : 1;
       const double elapsed = now() - started;
       const double per_second = double((state.step - first_step) * opt.accumulate * G) / std::max(elapsed, 1e-9);
-      if (lead) append_line(log, {{"step", state.step}, {"epoch", epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
-                        {"samples_per_s", per_second}});
+      if (lead) {
+        nlohmann::json line{{"step", state.step}, {"epoch", epoch}, {"loss", loss}, {"lr", lr},
+                            {"grad_norm", finite ? nlohmann::json(norm) : nlohmann::json()},
+                            {"samples_per_s", per_second}};
+        if (scaler.dynamic()) line["loss_scale"] = loss_scale, line["skipped"] = !take;
+        append_line(log, line);
+      }
       const double eta = double(total - state.step) * elapsed / double(state.step - first_step);
       if (lead && opt.progress_bar && !opt.verbose) {
         const int width = 30, filled = static_cast<int>(width * state.step / total);

@@ -37,6 +37,7 @@
 #include "engine/communicator.h"
 #include "engine/schedule.h"
 #include "engine/sliding_window.h"
+#include "engine/loss_scaler.h"
 #include "engine/unet_model.h"
 #include "io/loader.h"
 #include "io/patch.h"
@@ -53,6 +54,7 @@ struct TrainOptions {
   OptimizerSpec optimizer;
   ScheduleSpec schedule;      // total_steps is set from epochs/steps
   double clip_norm = 0;       // global gradient-norm clipping; 0: none
+  LossScaling loss_scaling;   // dynamic for fp16 (--precision fp16)
   int64_t val_every = 0;      // steps between validations; 0: once per epoch
   int patience = 0;           // validations without improvement before stopping; 0: never
   double min_delta = 0;       // an improvement is at least this much Dice
@@ -95,6 +97,7 @@ struct TrainResult {
   enum class Status { finished, early_stopped, preempted } status = Status::finished;
   int64_t steps = 0;
   double last_loss = 0;
+  int64_t skipped_steps = 0;  // steps whose gradients overflowed under loss scaling (parameters unchanged)
   std::vector<Validation> validations;
   double samples_per_second = 0;
 };

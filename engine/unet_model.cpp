@@ -72,7 +72,7 @@ std::string nearest_sizes(int64_t size, const UNetConfig& c) {
 
 UNet::Slot UNet::Slot::channels(int64_t c0, int64_t count) const {
   Slot s = *this;
-  s.offset += c0 * shape.spatial();
+  s.offset += c0 * shape.spatial() * dtype_bytes(dtype);
   s.shape.c = count;
   return s;
 }
@@ -208,7 +208,8 @@ void UNet::zero_grads() { backend_->zero(g_, parameter_count() * int64_t(sizeof(
 
 void UNet::release_plan() {
   backend_->drop_captures();  // they name the buffers that go now
-  arena_.reset(), argmax_.reset(), workspace_.reset(), staged_input_.reset(), staged_labels_.reset();
+  arena_.reset(), argmax_.reset(), workspace_.reset();
+  for (int i = 0; i < 2; ++i) staged_input_[i].reset(), staged_labels_[i].reset();
   a_ = nullptr;
   arena_bytes_ = 0;
   input_ = Shape{0, 0, 0, 0, 0, config_.dims};
@@ -217,10 +218,11 @@ void UNet::release_plan() {
 int64_t UNet::layout_bytes(const Shape& input) {
   lay_out(input);
   const Shape& out = logits_.shape;
-  const int64_t staging = backend_->separate_memory()
-                              ? input.count() * int64_t(sizeof(float)) + out.n * out.spatial() * int64_t(sizeof(int32_t))
-                              : 0;
-  return reserved_ * int64_t(sizeof(float)) + argmax_count_ + staging;
+  const int64_t staging =
+      backend_->separate_memory()
+          ? 2 * (input.count() * int64_t(sizeof(float)) + out.n * out.spatial() * int64_t(sizeof(int32_t)))
+          : 0;
+  return reserved_ + argmax_count_ + staging;
 }
 
 void UNet::plan(const Shape& input) {
@@ -234,19 +236,21 @@ void UNet::plan(const Shape& input) {
   if (bytes > backend_->free_bytes()) throw does_not_fit(input, bytes);
   const Shape out = logits_.shape;
   try {
-    arena_ = backend_->allocate(reserved_ * int64_t(sizeof(float)));
+    arena_ = backend_->allocate(reserved_);
     argmax_ = backend_->allocate(argmax_count_);
     workspace_ = backend_->allocate(workspace_bytes_);
     if (backend_->separate_memory()) {
-      staged_input_ = backend_->allocate(input.count() * int64_t(sizeof(float)));
-      staged_labels_ = backend_->allocate(out.n * out.spatial() * int64_t(sizeof(int32_t)));
+      for (int i = 0; i < 2; ++i) {
+        staged_input_[i] = backend_->allocate(input.count() * int64_t(sizeof(float)));
+        staged_labels_[i] = backend_->allocate(out.n * out.spatial() * int64_t(sizeof(int32_t)));
+      }
     }
     backend_->reserve(out, norm_groups_);
   } catch (const OutOfMemory&) {
     release_plan();
     throw does_not_fit(input, bytes);
   }
-  a_ = static_cast<float*>(arena_.get());
+  a_ = static_cast<char*>(arena_.get());
   arena_bytes_ = bytes;
   input_ = input;
 }
@@ -316,17 +320,19 @@ void UNet::lay_out(const Shape& input) {
   reserved_ = 0;
   norm_groups_ = 0;
   workspace_bytes_ = 0;
+  act_ = backend_->activation_type();
   int64_t largest = 0, argmax = 0;
   // Every buffer starts on a 256-byte boundary, as vectorized and tensor-core
   // kernels like their operands.
-  auto align = [this] { reserved_ = (reserved_ + 63) / 64 * 64; };
-  auto alloc = [&](const Shape& s) {
+  auto align = [this] { reserved_ = (reserved_ + 255) / 256 * 256; };
+  auto alloc = [&](const Shape& s, DType type) {
     align();
-    Slot slot{reserved_, s.sample(), s};
-    reserved_ += s.count();
+    Slot slot{reserved_, s.sample(), s, type};
+    reserved_ += s.count() * dtype_bytes(type);
     largest = std::max(largest, s.count());
     return slot;
   };
+  auto activation = [&](const Shape& s) { return alloc(s, act_); };
   auto enc_shape = [&](int l, int64_t ch) { return with(input, ch, axes[0].enc[l], axes[1].enc[l], axes[2].enc[l]); };
   auto dec_shape = [&](int l, int64_t ch) { return with(input, ch, axes[0].dec[l], axes[1].dec[l], axes[2].dec[l]); };
   auto up_size = [&](int a, int l) {  // the up-convolution's output size along axis a at level l
@@ -345,22 +351,25 @@ void UNet::lay_out(const Shape& input) {
       const Shape s = conv_output_shape(cur.shape, L.co, L.spec);
       const bool last = j + 1 == b.convs.size();
       if (last) expect_shape("U-Net plan", L.name.c_str(), s, out_shape);
-      L.out = last && out ? *out : alloc(s);
-      L.pre = c.norm == NormChoice::none ? L.out : alloc(s);
+      L.out = last && out ? *out : activation(s);
+      L.pre = c.norm == NormChoice::none ? L.out : activation(s);
       if (c.norm != NormChoice::none) {
         const int64_t groups = norm_groups(c.norm_spec().kind, s);
         align();
         L.stats = reserved_;
-        reserved_ += 2 * groups;
+        reserved_ += 2 * groups * int64_t(sizeof(float));
         norm_groups_ = std::max(norm_groups_, groups);
       }
       cur = L.out;
     }
   };
-  const Slot input_slot{-1, input.sample(), input};
+  // The caller's fp32 input; under mixed precision its 16-bit copy in the arena.
+  const Slot caller_input{-1, input.sample(), input, DType::f32};
+  const Slot input_slot = act_ == DType::f32 ? caller_input : activation(input);
+  input_copy_ = input_slot;
   for (int l = 0; l < c.depth; ++l) {
     Level& L = levels_[l];
-    L.cat = alloc(cat_shape(l));
+    L.cat = activation(cat_shape(l));
     const Slot skip = L.cat.channels(0, c.filters(l));
     const Shape eo = enc_shape(l, c.filters(l));
     const bool zero_copy = eo == skip.shape;  // "same" padding: the encoder writes its skip in place
@@ -371,7 +380,7 @@ void UNet::lay_out(const Shape& input) {
       lay_block(L.enc, l == 0 ? input_slot : levels_[l - 1].pooled, eo, nullptr);
       L.enc_out = L.enc.out();
     }
-    L.pooled = alloc(maxpool_output_shape(eo));
+    L.pooled = activation(maxpool_output_shape(eo));
     L.argmax = argmax;
     argmax += L.pooled.shape.count();
   }
@@ -383,16 +392,20 @@ void UNet::lay_out(const Shape& input) {
     const Slot& prev = l + 1 < depth ? levels_[l + 1].dec.out() : bottleneck_.out();
     workspace_bytes_ = std::max(workspace_bytes_, backend_->upconv_workspace_bytes(prev.shape, c.filters(l)));
     lay_block(L.dec, L.cat, dec_shape(l, c.filters(l)), nullptr);
-    L.dcat = alloc(L.cat.shape);
+    L.dcat = activation(L.cat.shape);
   }
   head_.in = levels_[0].dec.out();
-  logits_ = alloc(conv_output_shape(head_.in.shape, head_.co, head_.spec));
-  head_.out = head_.pre = logits_;
-  dlogits_ = alloc(logits_.shape);
+  // The loss reads fp32 logits and writes an fp32 gradient; under mixed
+  // precision the head computes 16-bit ones, converted at the pass's edges.
+  const Shape logits = conv_output_shape(head_.in.shape, head_.co, head_.spec);
+  logits_ = alloc(logits, DType::f32);
+  dlogits_ = alloc(logits, DType::f32);
+  head_.out = head_.pre = act_ == DType::f32 ? logits_ : activation(logits);
+  dhead_ = act_ == DType::f32 ? dlogits_ : activation(logits);
   for (Slot& s : scratch_) {
     align();
-    s = Slot{reserved_, 0, {}};
-    reserved_ += largest;
+    s = Slot{reserved_, 0, {}, act_};
+    reserved_ += largest * dtype_bytes(act_);
   }
   largest_ = std::max(largest, input.count());  // the input goes to a convolution too
   argmax_count_ = argmax;
@@ -417,12 +430,12 @@ Shape UNet::output_shape() const { return logits_.shape; }
 
 Tensor UNet::view(const Slot& s) {
   if (s.offset < 0) return input_tensor_;
-  return Tensor(a_ + s.offset, s.shape, s.stride);
+  return Tensor(a_ + s.offset, s.shape, s.stride, s.dtype);
 }
 
 UNet::Slot UNet::other_scratch(const Slot& s, const Shape& shape) const {
   const Slot& pick = s.offset == scratch_[0].offset ? scratch_[1] : scratch_[0];
-  return Slot{pick.offset, shape.sample(), shape};
+  return Slot{pick.offset, shape.sample(), shape, act_};
 }
 
 Tensor UNet::dlogits() { return view(dlogits_); }
@@ -435,16 +448,19 @@ Tensor UNet::logits_on_host() {
 }
 
 Tensor UNet::stage_input(const float* host) {
-  if (!staged_input_) return Tensor(const_cast<float*>(host), input_);  // the CPU reads it where it is
-  backend_->upload(staged_input_.get(), host, input_.count() * int64_t(sizeof(float)));
-  return Tensor(static_cast<float*>(staged_input_.get()), input_);
+  if (!staged_input_[0]) return Tensor(const_cast<float*>(host), input_);  // the CPU reads it where it is
+  staged_ ^= 1;
+  void* dst = staged_input_[staged_].get();
+  backend_->stage(dst, host, input_.count() * int64_t(sizeof(float)));
+  return Tensor(static_cast<float*>(dst), input_);
 }
 
 const int32_t* UNet::stage_labels(const int32_t* host) {
-  if (!staged_labels_) return host;
+  if (!staged_labels_[staged_]) return host;
   const Shape& o = logits_.shape;
-  backend_->upload(staged_labels_.get(), host, o.n * o.spatial() * int64_t(sizeof(int32_t)));
-  return static_cast<const int32_t*>(staged_labels_.get());
+  void* dst = staged_labels_[staged_].get();
+  backend_->stage(dst, host, o.n * o.spatial() * int64_t(sizeof(int32_t)));
+  return static_cast<const int32_t*>(dst);
 }
 
 void UNet::dropout(const Slot& s, uint64_t site, bool backward) {
@@ -465,7 +481,7 @@ void UNet::block_forward(Block& b, bool training) {
     const NormSpec ns = config_.norm_spec();
     float* rm = L.running >= 0 ? s_ + L.running : nullptr;
     float* rv = L.running >= 0 ? rm + L.co : nullptr;
-    float* mean = a_ + L.stats;
+    float* mean = reinterpret_cast<float*>(a_ + L.stats);
     float* invstd = mean + norm_groups(ns.kind, L.pre.shape);
     if (training)
       backend_->norm_forward_train(pre, out, p_ + L.gamma, p_ + L.beta, mean, invstd, rm, rv, ns, norm_reduce_);
@@ -502,6 +518,7 @@ Tensor UNet::forward(const Tensor& input, bool training, uint64_t step) {
 void UNet::forward_ops(bool training) {
   const bool drop = training && config_.dropout > 0.f;
   const int depth = config_.depth;
+  if (input_copy_.offset >= 0) backend_->convert(input_tensor_, view(input_copy_));
   for (int l = 0; l < depth; ++l) {
     Level& L = levels_[l];
     block_forward(L.enc, training);
@@ -520,7 +537,8 @@ void UNet::forward_ops(bool training) {
                              view(L.cat.channels(config_.filters(l), config_.filters(l))), ws);
     block_forward(L.dec, training);
   }
-  backend_->conv_forward(head_.conv, view(head_.in), p_ + head_.w, p_ + head_.b, view(logits_), ws);
+  backend_->conv_forward(head_.conv, view(head_.in), p_ + head_.w, p_ + head_.b, view(head_.out), ws);
+  if (head_.out.offset != logits_.offset) backend_->convert(view(head_.out), view(logits_));
 }
 
 UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, bool need_input_grad) {
@@ -533,7 +551,7 @@ UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, 
       backend_->bias_act_backward(view(L.out), d, g_ + L.b, config_.activation);
     } else {
       const NormSpec ns = config_.norm_spec();
-      const float* mean = a_ + L.stats;
+      const auto* mean = reinterpret_cast<const float*>(a_ + L.stats);
       backend_->bias_act_backward(view(L.out), d, nullptr, config_.activation);
       backend_->norm_backward(view(L.pre), d, d, p_ + L.gamma, mean, mean + norm_groups(ns.kind, L.pre.shape),
                               g_ + L.gamma, g_ + L.beta, ns, norm_reduce_);
@@ -562,8 +580,9 @@ void UNet::backward(const Tensor& input) {
 void UNet::backward_ops() {
   const int depth = config_.depth;
   void* ws = workspace_.get();
-  Slot cur = other_scratch(dlogits_, head_.in.shape);
-  backend_->conv_backward(head_.conv, view(head_.in), p_ + head_.w, view(dlogits_), view(cur), g_ + head_.w,
+  if (dhead_.offset != dlogits_.offset) backend_->convert(view(dlogits_), view(dhead_));
+  Slot cur = other_scratch(dhead_, head_.in.shape);
+  backend_->conv_backward(head_.conv, view(head_.in), p_ + head_.w, view(dhead_), view(cur), g_ + head_.w,
                           g_ + head_.b, GradMode::overwrite, ws);
   if (grads_ready_) grads_ready_(head_.w);
   for (int l = 0; l < depth; ++l) {

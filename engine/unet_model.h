@@ -97,6 +97,11 @@ class UNet {
 
   // A batch from host memory into the backend's (the CPU: the same memory, no
   // copy): the input forward() and backward() take, and the labels the loss takes.
+  // On a GPU the copies run on their own stream beside the passes still queued,
+  // into one of two buffer pairs taken in turn: a batch may be staged while the
+  // previous one's backward runs, provided a host value (its loss) was read
+  // after the batch before it was staged, as the trainer's loop does. The host
+  // buffers stay read until the next host value.
   Tensor stage_input(const float* host);
   const int32_t* stage_labels(const int32_t* host);
 
@@ -118,9 +123,10 @@ class UNet {
   std::vector<LayerInfo> summary() const;  // needs plan()
   double train_step_flops() const;          // forward + backward, multiply-add = 2
 
-  struct Slot {  // a view into the arena, kept as an offset so it survives reallocation
-    int64_t offset = 0, stride = 0;
+  struct Slot {  // a view into the arena, kept as a byte offset so it survives reallocation
+    int64_t offset = 0, stride = 0;  // stride in elements
     Shape shape;
+    DType dtype = DType::f32;  // the backend's activation type, or fp32 (logits, their gradient, the caller's input)
     Slot channels(int64_t c0, int64_t count) const;
   };
   struct ConvLayer {
@@ -195,17 +201,21 @@ class UNet {
   ConvLayer head_;
   Shape input_;
   Tensor input_tensor_;  // the caller's input during forward() and backward()
-  Backend::Memory arena_, argmax_, workspace_, staged_input_, staged_labels_;
-  float* a_ = nullptr;  // arena_ as floats
+  Backend::Memory arena_, argmax_, workspace_, staged_input_[2], staged_labels_[2];
+  int staged_ = 0;  // the staging pair the last batch went to
+  char* a_ = nullptr;  // arena_'s bytes
+  DType act_ = DType::f32;  // the backend's activation type
   int64_t argmax_count_ = 0, workspace_bytes_ = 0, arena_bytes_ = 0, norm_groups_ = 0;
   int64_t largest_ = 0;  // elements of the largest arena tensor
   std::vector<float> host_logits_;
   Slot scratch_[2], logits_, dlogits_;
+  Slot input_copy_;  // what the first convolution reads: the caller's input (offset -1) or its 16-bit copy
+  Slot dhead_;       // the head's output gradient: dlogits_, or its 16-bit copy
   uint64_t step_ = 0;
   int64_t first_sample_ = 0;
   std::function<void(int64_t)> grads_ready_;
   NormSumsReducer norm_reduce_;
-  int64_t reserved_ = 0;  // arena floats handed out by plan()
+  int64_t reserved_ = 0;  // arena bytes handed out by plan()
 };
 
 }  // namespace unet

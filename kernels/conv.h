@@ -68,26 +68,29 @@ namespace unet {
 // cuDNN's heuristics, or with `search` a timed search; only deterministic ones,
 // so runs repeat bit for bit, and the first whose workspace stays within 1 GiB
 // (else the one that needs least). `tf32` lets Ampere and later use TF32 tensor
-// cores (otherwise strict FP32). The caller passes a workspace of
-// workspace_bytes(); nothing is allocated per call.
+// cores (otherwise strict FP32). `type`: the element type of x, y, w and their
+// gradients; bf16 and fp16 (mixed precision) accumulate in fp32 on tensor
+// cores, the bias and dbias stay fp32, and dw is then overwritten, not
+// accumulated (the 16-bit copy the caller adds into its fp32 gradient). The
+// caller passes a workspace of workspace_bytes(); nothing is allocated per call.
 class ConvCudnn {
  public:
   ConvCudnn(cudnnContext* handle, const Shape& in, int64_t out_channels, const ConvSpec& spec, bool tf32 = false,
-            bool search = false, ConvStrides strides = {});
+            bool search = false, ConvStrides strides = {}, DType type = DType::f32);
   ~ConvCudnn();
   ConvCudnn(const ConvCudnn&) = delete;
   ConvCudnn& operator=(const ConvCudnn&) = delete;
 
   size_t workspace_bytes() const;
-  void forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace,
+  void forward(const Tensor& x, const void* w, const float* bias, const Tensor& y, void* workspace,
                Stream stream) const;
-  void backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
+  void backward(const Tensor& x, const void* w, const Tensor& dy, const Tensor& dx, void* dw, float* dbias,
                 GradMode mode, void* workspace, Stream stream) const;
   // y = ReLU(conv(x) + bias) in one call (cudnnConvolutionBiasActivationForward)
   // with the forward algorithm chosen for the layer. Returns false, having done
   // nothing, where cuDNN declines it for this layer (it is then not asked again:
-  // the caller runs the convolution and bias + ReLU apart).
-  bool forward_bias_relu(const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace,
+  // the caller runs the convolution and bias + ReLU apart), and for 16-bit types.
+  bool forward_bias_relu(const Tensor& x, const void* w, const float* bias, const Tensor& y, void* workspace,
                          Stream stream) const;
 
  private:

@@ -36,7 +36,8 @@ __device__ int64_t big_index(const Geometry& g, int64_t i, int64_t* small_offset
   return n * g.big_stride + c * g.bd * g.bh * g.bw + ((z + g.oz) * g.bh + y + g.oy) * g.bw + x + g.ox;
 }
 
-__global__ void crop_kernel(const float* big, float* small, Geometry g, int64_t total) {
+template <class T>
+__global__ void crop_kernel(const T* big, T* small, Geometry g, int64_t total) {
   UNET_GRID_LOOP(i, total) {
     int64_t s;
     const int64_t b = big_index(g, i, &s);
@@ -44,38 +45,44 @@ __global__ void crop_kernel(const float* big, float* small, Geometry g, int64_t 
   }
 }
 
-__global__ void uncrop_kernel(const float* small, float* big, Geometry g, int64_t total) {
+template <class T>
+__global__ void uncrop_kernel(const T* small, T* big, Geometry g, int64_t total) {
   UNET_GRID_LOOP(i, total) {
     int64_t s;
     const int64_t b = big_index(g, i, &s);
-    big[b] += small[s];
+    store(big + b, load(big + b) + load(small + s));
   }
 }
 
-__global__ void zero_kernel(float* x, int64_t per_sample, int64_t stride, int64_t total) {
-  UNET_GRID_LOOP(i, total) x[i / per_sample * stride + i % per_sample] = 0.f;
+template <class T>
+__global__ void zero_kernel(T* x, int64_t per_sample, int64_t stride, int64_t total) {
+  UNET_GRID_LOOP(i, total) store(x + i / per_sample * stride + i % per_sample, 0.f);
 }
 
 }  // namespace
 
 void crop_forward_cuda(const Tensor& x, const Tensor& y, Stream stream) {
   const Geometry g = geometry("crop_forward_cuda", x, y);
+  expect_dtype("crop_forward_cuda", "y", y, x.dtype);
   const int64_t total = y.shape.count();
   if (total == 0) return;
-  crop_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x.data, y.data, g, total);
+  UNET_DISPATCH(x.dtype, T, crop_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x.as<T>(), y.as<T>(), g, total));
   UNET_CUDA_CHECK_LAUNCH();
 }
 
 void crop_backward_cuda(const Tensor& dy, const Tensor& dx, GradMode mode, Stream stream) {
   const Geometry g = geometry("crop_backward_cuda", dx, dy);
+  expect_dtype("crop_backward_cuda", "dx", dx, dy.dtype);
   if (mode == GradMode::overwrite && dx.shape.count() > 0) {
-    zero_kernel<<<blocks_for(dx.shape.count()), kThreads, 0, stream>>>(dx.data, dx.shape.sample(), dx.batch_stride,
-                                                                       dx.shape.count());
+    UNET_DISPATCH(dx.dtype, T,
+                  zero_kernel<<<blocks_for(dx.shape.count()), kThreads, 0, stream>>>(
+                      dx.as<T>(), dx.shape.sample(), dx.batch_stride, dx.shape.count()));
     UNET_CUDA_CHECK_LAUNCH();
   }
   const int64_t total = dy.shape.count();
   if (total == 0) return;
-  uncrop_kernel<<<blocks_for(total), kThreads, 0, stream>>>(dy.data, dx.data, g, total);
+  UNET_DISPATCH(dy.dtype, T,
+                uncrop_kernel<<<blocks_for(total), kThreads, 0, stream>>>(dy.as<T>(), dx.as<T>(), g, total));
   UNET_CUDA_CHECK_LAUNCH();
 }
 

@@ -92,10 +92,11 @@ LossTerms loss_terms(const std::vector<double>& sums, const LossSpec& s, int cha
     region += std::pow(miss, double(s.gamma)) / taken;
     const double dR_dti = -double(s.gamma) * std::pow(miss, double(s.gamma) - 1) / taken;
     const double dti_dtp = (den - num * (1 - a - bt)) / (den * den), dti_dsp = -num * a / (den * den);
-    t.A[c] = static_cast<float>(s.region_weight * dR_dti * dti_dtp);
-    t.B[c] = static_cast<float>(s.region_weight * dR_dti * dti_dsp);
+    // The gradient is linear in A, B and ce_scale: the loss scale goes in here.
+    t.A[c] = static_cast<float>(s.grad_scale * s.region_weight * dR_dti * dti_dtp);
+    t.B[c] = static_cast<float>(s.grad_scale * s.region_weight * dR_dti * dti_dsp);
   }
-  t.ce_scale = W > 0 ? static_cast<float>(s.ce_weight / W) : 0.f;
+  t.ce_scale = W > 0 ? static_cast<float>(double(s.grad_scale) * s.ce_weight / W) : 0.f;
   t.loss = s.ce_weight * ce + s.region_weight * region;
   return t;
 }

@@ -49,6 +49,9 @@ struct LossSpec {
   bool include_background = true;    // softmax only
   std::vector<float> class_weights;  // CE only; empty means all ones
   int32_t ignore_label = -1;         // negative: no label is ignored
+  // dlogits come out multiplied by it (the loss itself does not): mixed
+  // precision's loss scale, which keeps small fp16 gradients from flushing to zero.
+  float grad_scale = 1.f;
 };
 
 // The spec of a named loss. tversky_beta is the weight of false negatives;

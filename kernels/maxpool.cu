@@ -21,25 +21,27 @@ Planes planes(const Tensor& in, const Tensor& out) {
   return {a.d, a.h, a.w, b.d, b.h, b.w, in.batch_stride, out.batch_stride, a.c, a.dims};
 }
 
-__global__ void forward_kernel(const float* x, float* y, uint8_t* argmax, Planes p, int64_t total) {
+template <class T>
+__global__ void forward_kernel(const T* x, T* y, uint8_t* argmax, Planes p, int64_t total) {
   const int64_t out_plane = p.od * p.oh * p.ow, in_plane = p.d * p.h * p.w;
   const int window = p.dims == 3 ? 8 : 4;
   UNET_GRID_LOOP(i, total) {
     const int64_t nc = i / out_plane, o = i % out_plane, n = nc / p.channels, c = nc % p.channels;
     const int64_t oz = o / (p.oh * p.ow), oy = o / p.ow % p.oh, ox = o % p.ow;
-    const float* src = x + n * p.x_stride + c * in_plane;
-    float best = src[pool_window_offset(oz, oy, ox, 0, p.dims, p.h, p.w)];
+    const T* src = x + n * p.x_stride + c * in_plane;
+    float best = load(src + pool_window_offset(oz, oy, ox, 0, p.dims, p.h, p.w));
     uint8_t won = 0;
     for (int k = 1; k < window; ++k) {
-      const float v = src[pool_window_offset(oz, oy, ox, k, p.dims, p.h, p.w)];
+      const float v = load(src + pool_window_offset(oz, oy, ox, k, p.dims, p.h, p.w));
       if (v > best) best = v, won = static_cast<uint8_t>(k);  // strict: ties go to the first, as on the CPU
     }
-    y[n * p.y_stride + c * out_plane + o] = best;
+    store(y + n * p.y_stride + c * out_plane + o, best);
     argmax[i] = won;
   }
 }
 
-__global__ void backward_kernel(const float* dy, const uint8_t* argmax, float* dx, Planes p, int64_t total,
+template <class T>
+__global__ void backward_kernel(const T* dy, const uint8_t* argmax, T* dx, Planes p, int64_t total,
                                 bool accumulate) {
   const int64_t out_plane = p.od * p.oh * p.ow, in_plane = p.d * p.h * p.w;
   UNET_GRID_LOOP(i, total) {
@@ -50,10 +52,10 @@ __global__ void backward_kernel(const float* dy, const uint8_t* argmax, float* d
     if (oz < p.od && oy < p.oh && ox < p.ow) {  // else a dropped odd remainder: no gradient
       const int k = ((p.dims == 3 ? int(z & 1) : 0) * 2 + int(y & 1)) * 2 + int(x & 1);
       const int64_t o = (oz * p.oh + oy) * p.ow + ox;
-      if (argmax[nc * out_plane + o] == k) v = dy[n * p.y_stride + c * out_plane + o];
+      if (argmax[nc * out_plane + o] == k) v = load(dy + n * p.y_stride + c * out_plane + o);
     }
-    float& d = dx[n * p.x_stride + c * in_plane + e];
-    d = accumulate ? d + v : v;
+    T* d = dx + n * p.x_stride + c * in_plane + e;
+    store(d, accumulate ? load(d) + v : v);
   }
 }
 
@@ -61,16 +63,22 @@ __global__ void backward_kernel(const float* dy, const uint8_t* argmax, float* d
 
 void maxpool_forward_cuda(const Tensor& x, const Tensor& y, uint8_t* argmax, Stream stream) {
   expect_shape("maxpool_forward_cuda", "y", y.shape, maxpool_output_shape(x.shape));
+  expect_dtype("maxpool_forward_cuda", "y", y, x.dtype);
   const int64_t total = y.shape.count();
-  forward_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x.data, y.data, argmax, planes(x, y), total);
+  UNET_DISPATCH(x.dtype, T,
+                forward_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x.as<T>(), y.as<T>(), argmax, planes(x, y),
+                                                                           total));
   UNET_CUDA_CHECK_LAUNCH();
 }
 
 void maxpool_backward_cuda(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode, Stream stream) {
   expect_shape("maxpool_backward_cuda", "dy", dy.shape, maxpool_output_shape(dx.shape));
+  expect_dtype("maxpool_backward_cuda", "dx", dx, dy.dtype);
   const int64_t total = dx.shape.count();
-  backward_kernel<<<blocks_for(total), kThreads, 0, stream>>>(dy.data, argmax, dx.data, planes(dx, dy), total,
-                                                              mode == GradMode::accumulate);
+  UNET_DISPATCH(dy.dtype, T,
+                backward_kernel<<<blocks_for(total), kThreads, 0, stream>>>(dy.as<T>(), argmax, dx.as<T>(),
+                                                                            planes(dx, dy), total,
+                                                                            mode == GradMode::accumulate));
   UNET_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,7 +1,7 @@
 // CUDA launchers for batch and instance norm (norm.h). One block per group
 // reduces in double over a fixed partition and a fixed tree, so every run gives
 // the same bits; the per-element arithmetic is norm.h's norm_apply and
-// norm_input_grad, the CPU's own.
+// norm_input_grad, the CPU's own, in fp32 on tensors of any storage type.
 #include <cmath>
 
 #include "engine/cuda_check.h"
@@ -47,12 +47,13 @@ __device__ double block_sum(const Layout& L, int64_t g, F f) {
 }
 
 // Per group: the mean and the biased variance (two passes), as the CPU does.
-__global__ void moments_kernel(const float* x, Layout L, double* mean, double* var) {
+template <class T>
+__global__ void moments_kernel(const T* x, Layout L, double* mean, double* var) {
   const int64_t g = blockIdx.x;
   const double count = double(group_count(L));
-  const double m = block_sum(L, g, [x](int64_t i) { return double(x[i]); }) / count;
+  const double m = block_sum(L, g, [x](int64_t i) { return double(load(x + i)); }) / count;
   const double v = block_sum(L, g, [x, m](int64_t i) {
-                     const double d = double(x[i]) - m;
+                     const double d = double(load(x + i)) - m;
                      return d * d;
                    }) / count;
   if (threadIdx.x == 0) mean[g] = m, var[g] = v;
@@ -72,13 +73,14 @@ __global__ void statistics_kernel(const double* mu, const double* var, float* me
   }
 }
 
-__global__ void apply_kernel(const float* x, float* y, Layout L, int64_t y_stride, const float* gamma,
+template <class T>
+__global__ void apply_kernel(const T* x, T* y, Layout L, int64_t y_stride, const float* gamma,
                              const float* beta, const float* mean, const float* invstd, int64_t total) {
   UNET_GRID_LOOP(i, total) {
     const int64_t n = i / (L.c * L.plane), r = i % (L.c * L.plane), c = r / L.plane;
     const int64_t g = L.batch ? c : n * L.c + c;
     const float scale = gamma[c] * invstd[g], shift = beta[c] - mean[g] * scale;
-    y[n * y_stride + r] = norm_apply(x[n * L.stride + r], scale, shift);
+    store(y + n * y_stride + r, norm_apply(load(x + n * L.stride + r), scale, shift));
   }
 }
 
@@ -86,18 +88,20 @@ __global__ void running_invstd_kernel(const float* running_var, float* invstd, i
   UNET_GRID_LOOP(g, groups) invstd[g] = static_cast<float>(1.0 / sqrt(double(running_var[g]) + double(eps)));
 }
 
-__global__ void backward_sums_kernel(const float* x, const float* dy, Layout L, int64_t dy_stride,
+template <class T>
+__global__ void backward_sums_kernel(const T* x, const T* dy, Layout L, int64_t dy_stride,
                                      const float* mean, const float* invstd, double* sum_dy, double* sum_dy_xhat) {
   const int64_t g = blockIdx.x;
   const int64_t shift = dy_stride - L.stride;  // dy may have its own batch stride
   const double mu = mean[g], inv = invstd[g];
-  auto dy_at = [&](int64_t i) { return dy[i + (i / L.stride) * shift]; };
+  auto dy_at = [&](int64_t i) { return load(dy + i + (i / L.stride) * shift); };
   const double a = block_sum(L, g, [&](int64_t i) { return double(dy_at(i)); });
-  const double b = block_sum(L, g, [&](int64_t i) { return double(dy_at(i)) * (double(x[i]) - mu) * inv; });
+  const double b = block_sum(L, g, [&](int64_t i) { return double(dy_at(i)) * (double(load(x + i)) - mu) * inv; });
   if (threadIdx.x == 0) sum_dy[g] = a, sum_dy_xhat[g] = b;
 }
 
-__global__ void input_grad_kernel(const float* x, const float* dy, float* dx, Layout L, int64_t dy_stride,
+template <class T>
+__global__ void input_grad_kernel(const T* x, const T* dy, T* dx, Layout L, int64_t dy_stride,
                                   int64_t dx_stride, const float* gamma, const float* mean, const float* invstd,
                                   const double* sum_dy, const double* sum_dy_xhat, double m, int64_t total) {
   UNET_GRID_LOOP(i, total) {
@@ -105,7 +109,8 @@ __global__ void input_grad_kernel(const float* x, const float* dy, float* dx, La
     const int64_t g = L.batch ? c : n * L.c + c;
     const float k = gamma[c] * invstd[g];
     const float a = static_cast<float>(sum_dy[g] / m), b = static_cast<float>(sum_dy_xhat[g] / m);
-    dx[n * dx_stride + r] = norm_input_grad(dy[n * dy_stride + r], x[n * L.stride + r], mean[g], invstd[g], k, a, b);
+    store(dx + n * dx_stride + r,
+          norm_input_grad(load(dy + n * dy_stride + r), load(x + n * L.stride + r), mean[g], invstd[g], k, a, b));
   }
 }
 
@@ -127,19 +132,21 @@ void norm_forward_train_cuda(const Tensor& x, const Tensor& y, const float* gamm
                              float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
                              double* workspace, Stream stream) {
   expect_shape("norm_forward_train_cuda", "y", y.shape, x.shape);
+  expect_dtype("norm_forward_train_cuda", "y", y, x.dtype);
   const Layout L = layout(x, spec.kind);
   const int64_t groups = L.groups(), total = x.shape.count();
   if (total == 0) return;
   double* mu = workspace;
   double* var = workspace + groups;
-  moments_kernel<<<static_cast<unsigned>(groups), kThreads, 0, stream>>>(x.data, L, mu, var);
+  UNET_DISPATCH(x.dtype, T, moments_kernel<<<static_cast<unsigned>(groups), kThreads, 0, stream>>>(x.as<T>(), L, mu, var));
   UNET_CUDA_CHECK_LAUNCH();
   const double count = L.batch ? double(L.n * L.plane) : double(L.plane);
   statistics_kernel<<<blocks_for(groups), kThreads, 0, stream>>>(mu, var, mean, invstd, running_mean, running_var,
                                                                   groups, count, spec, L.batch);
   UNET_CUDA_CHECK_LAUNCH();
-  apply_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x.data, y.data, L, y.batch_stride, gamma, beta, mean,
-                                                           invstd, total);
+  UNET_DISPATCH(x.dtype, T,
+                apply_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x.as<T>(), y.as<T>(), L, y.batch_stride,
+                                                                         gamma, beta, mean, invstd, total));
   UNET_CUDA_CHECK_LAUNCH();
 }
 
@@ -147,6 +154,7 @@ void norm_forward_infer_cuda(const Tensor& x, const Tensor& y, const float* gamm
                              const float* running_mean, const float* running_var, const NormSpec& spec,
                              double* workspace, Stream stream) {
   expect_shape("norm_forward_infer_cuda", "y", y.shape, x.shape);
+  expect_dtype("norm_forward_infer_cuda", "y", y, x.dtype);
   const Layout L = layout(x, spec.kind);
   const int64_t groups = L.groups(), total = x.shape.count();
   if (total == 0) return;
@@ -160,8 +168,9 @@ void norm_forward_infer_cuda(const Tensor& x, const Tensor& y, const float* gamm
   float* invstd = reinterpret_cast<float*>(workspace);
   running_invstd_kernel<<<blocks_for(groups), kThreads, 0, stream>>>(running_var, invstd, groups, spec.eps);
   UNET_CUDA_CHECK_LAUNCH();
-  apply_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x.data, y.data, L, y.batch_stride, gamma, beta,
-                                                           running_mean, invstd, total);
+  UNET_DISPATCH(x.dtype, T,
+                apply_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x.as<T>(), y.as<T>(), L, y.batch_stride,
+                                                                         gamma, beta, running_mean, invstd, total));
   UNET_CUDA_CHECK_LAUNCH();
 }
 
@@ -170,18 +179,22 @@ void norm_backward_cuda(const Tensor& x, const Tensor& dy, const Tensor& dx, con
                         Stream stream) {
   expect_shape("norm_backward_cuda", "dy", dy.shape, x.shape);
   expect_shape("norm_backward_cuda", "dx", dx.shape, x.shape);
+  expect_dtype("norm_backward_cuda", "dy", dy, x.dtype);
+  expect_dtype("norm_backward_cuda", "dx", dx, x.dtype);
   const Layout L = layout(x, spec.kind);
   const int64_t groups = L.groups(), total = x.shape.count();
   if (total == 0) return;
   double* sum_dy = workspace;
   double* sum_dy_xhat = workspace + groups;
-  backward_sums_kernel<<<static_cast<unsigned>(groups), kThreads, 0, stream>>>(x.data, dy.data, L, dy.batch_stride,
-                                                                               mean, invstd, sum_dy, sum_dy_xhat);
+  UNET_DISPATCH(x.dtype, T,
+                backward_sums_kernel<<<static_cast<unsigned>(groups), kThreads, 0, stream>>>(
+                    x.as<T>(), dy.as<T>(), L, dy.batch_stride, mean, invstd, sum_dy, sum_dy_xhat));
   UNET_CUDA_CHECK_LAUNCH();
   const double m = L.batch ? double(L.n * L.plane) : double(L.plane);
-  input_grad_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x.data, dy.data, dx.data, L, dy.batch_stride,
-                                                                dx.batch_stride, gamma, mean, invstd, sum_dy,
-                                                                sum_dy_xhat, m, total);
+  UNET_DISPATCH(x.dtype, T,
+                input_grad_kernel<<<blocks_for(total), kThreads, 0, stream>>>(
+                    x.as<T>(), dy.as<T>(), dx.as<T>(), L, dy.batch_stride, dx.batch_stride, gamma, mean, invstd,
+                    sum_dy, sum_dy_xhat, m, total));
   UNET_CUDA_CHECK_LAUNCH();
   param_grad_kernel<<<blocks_for(L.c), kThreads, 0, stream>>>(sum_dy, sum_dy_xhat, dgamma, dbeta, L.n, L.c, L.batch);
   UNET_CUDA_CHECK_LAUNCH();

@@ -28,25 +28,39 @@ struct Geometry {
 
 Geometry geometry(const Shape& in, int64_t co) { return {in.c, co, in.d, in.h, in.w, in.dims == 3 ? 2 : 1}; }
 
-// Row-major C[m x n] = op(A) op(B) through column-major cuBLAS (C^T = op(B)^T op(A)^T).
-void gemm(cublasHandle_t h, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  UNET_CUBLAS_CHECK(cublasSgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m),
-                                int(k), &alpha, b, int(ldb), a, int(lda), &beta, c, int(ldc)));
+cudaDataType_t cuda_type(DType t) { return t == DType::f32 ? CUDA_R_32F : t == DType::bf16 ? CUDA_R_16BF : CUDA_R_16F; }
+
+// Row-major C[m x n] = op(A) op(B) through column-major cuBLAS (C^T = op(B)^T
+// op(A)^T). A and B of type ab, C of type c. fp32 throughout: cublasSgemm (TF32
+// where the handle's math mode allows it); 16-bit operands: cublasGemmEx,
+// accumulating in fp32.
+void gemm(cublasHandle_t h, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
+          int64_t lda, const void* b, int64_t ldb, float beta, void* c, int64_t ldc, DType ab, DType ct) {
+  const cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (ab == DType::f32 && ct == DType::f32) {
+    UNET_CUBLAS_CHECK(cublasSgemm(h, opa, opb, int(n), int(m), int(k), &alpha, static_cast<const float*>(b), int(ldb),
+                                  static_cast<const float*>(a), int(lda), &beta, static_cast<float*>(c), int(ldc)));
+    return;
+  }
+  UNET_CUBLAS_CHECK(cublasGemmEx(h, opa, opb, int(n), int(m), int(k), &alpha, b, cuda_type(ab), int(ldb), a,
+                                 cuda_type(ab), int(lda), &beta, c, cuda_type(ct), int(ldc), CUBLAS_COMPUTE_32F,
+                                 CUBLAS_GEMM_DEFAULT));
 }
 
 // product[(co * taps + tap) * plane + pos] <-> y[co, upconv_output_offset(pos, tap)]
-__global__ void scatter_kernel(const float* product, const float* bias, float* y, Geometry g, int64_t total) {
+template <class T>
+__global__ void scatter_kernel(const float* product, const float* bias, T* y, Geometry g, int64_t total) {
   const int64_t plane = g.in_plane(), out_plane = plane * g.taps();
   UNET_GRID_LOOP(i, total) {
     const int64_t row = i / plane, pos = i % plane, co = row / g.taps();
     const int tap = int(row % g.taps());
     const int64_t z = pos / (g.h * g.w), yy = pos / g.w % g.h, x = pos % g.w;
-    y[co * out_plane + upconv_output_offset(z, yy, x, tap, g.h, g.w, g.zs)] = product[i] + (bias ? bias[co] : 0.f);
+    store(y + co * out_plane + upconv_output_offset(z, yy, x, tap, g.h, g.w, g.zs), product[i] + (bias ? bias[co] : 0.f));
   }
 }
 
-__global__ void gather_kernel(const float* dy, float* product, Geometry g, int64_t total) {
+template <class T>
+__global__ void gather_kernel(const T* dy, T* product, Geometry g, int64_t total) {
   const int64_t plane = g.in_plane(), out_plane = plane * g.taps();
   UNET_GRID_LOOP(i, total) {
     const int64_t row = i / plane, pos = i % plane, co = row / g.taps();
@@ -63,36 +77,47 @@ int64_t upconv_workspace_floats_cuda(const Shape& in, int64_t out_channels) {
   return g.co * g.taps() * g.in_plane();
 }
 
-void upconv_forward_cuda(cublasContext* handle, const Tensor& x, const float* w, const float* bias, const Tensor& y,
+void upconv_forward_cuda(cublasContext* handle, const Tensor& x, const void* w, const float* bias, const Tensor& y,
                          float* workspace, Stream stream) {
   const Geometry g = geometry(x.shape, y.shape.c);
   expect_shape("upconv_forward_cuda", "y", y.shape, upconv_output_shape(x.shape, y.shape.c));
+  expect_dtype("upconv_forward_cuda", "y", y, x.dtype);
   bind(handle, stream);
   const int64_t kdim = g.co * g.taps(), plane = g.in_plane(), total = kdim * plane;
   for (int64_t n = 0; n < x.shape.n; ++n) {
-    gemm(handle, true, false, kdim, plane, g.ci, 1.f, w, kdim, x.sample(n), plane, 0.f, workspace, plane);
-    scatter_kernel<<<blocks_for(total), kThreads, 0, stream>>>(workspace, bias, y.sample(n), g, total);
+    // The product in fp32 whatever the type: the bias is added before rounding.
+    gemm(handle, true, false, kdim, plane, g.ci, 1.f, w, kdim, x.at(n * x.batch_stride), plane, 0.f, workspace, plane,
+         x.dtype, DType::f32);
+    UNET_DISPATCH(y.dtype, T,
+                  scatter_kernel<<<blocks_for(total), kThreads, 0, stream>>>(
+                      workspace, bias, static_cast<T*>(y.at(n * y.batch_stride)), g, total));
     UNET_CUDA_CHECK_LAUNCH();
   }
 }
 
-void upconv_backward_cuda(cublasContext* handle, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx,
+void upconv_backward_cuda(cublasContext* handle, const Tensor& x, const void* w, const Tensor& dy, const Tensor& dx,
                           float* dw, float* dbias, GradMode mode, float* workspace, Stream stream) {
   const Geometry g = geometry(x.shape, dy.shape.c);
   expect_shape("upconv_backward_cuda", "dy", dy.shape, upconv_output_shape(x.shape, dy.shape.c));
+  expect_dtype("upconv_backward_cuda", "dy", dy, x.dtype);
+  if (dx.data) expect_dtype("upconv_backward_cuda", "dx", dx, x.dtype);
   bind(handle, stream);
+  const DType t = x.dtype;
   const int64_t kdim = g.co * g.taps(), plane = g.in_plane(), total = kdim * plane;
   for (int64_t n = 0; n < x.shape.n; ++n) {
-    gather_kernel<<<blocks_for(total), kThreads, 0, stream>>>(dy.sample(n), workspace, g, total);
+    // dy gathered in its own type, the operand type of both GEMMs.
+    UNET_DISPATCH(t, T,
+                  gather_kernel<<<blocks_for(total), kThreads, 0, stream>>>(
+                      static_cast<const T*>(dy.at(n * dy.batch_stride)), reinterpret_cast<T*>(workspace), g, total));
     UNET_CUDA_CHECK_LAUNCH();
-    gemm(handle, false, true, g.ci, kdim, plane, 1.f, x.sample(n), plane, workspace, plane, 1.f, dw, kdim);
+    gemm(handle, false, true, g.ci, kdim, plane, 1.f, x.at(n * x.batch_stride), plane, workspace, plane, 1.f, dw, kdim,
+         t, DType::f32);
     if (dx.data)
       gemm(handle, false, false, g.ci, plane, kdim, 1.f, w, kdim, workspace, plane,
-           mode == GradMode::accumulate ? 1.f : 0.f, dx.sample(n), plane);
+           mode == GradMode::accumulate ? 1.f : 0.f, dx.at(n * dx.batch_stride), plane, t, t);
   }
   if (dbias) {
-    channel_sum_kernel<<<static_cast<unsigned>(g.co), kThreads, 0, stream>>>(dy.data, dbias, dy.shape.n,
-                                                                             dy.shape.spatial(), dy.batch_stride);
+    launch_channel_sums(dy, dbias, stream);
     UNET_CUDA_CHECK_LAUNCH();
   }
 }

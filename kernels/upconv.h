@@ -41,10 +41,13 @@ struct cublasContext;  // cublasHandle_t without the cuBLAS headers
 namespace unet {
 // The same contract on device pointers: one cuBLAS GEMM per sample and a
 // scatter (gather in backward); the workspace holds upconv_workspace_floats_cuda.
+// x, y, dy, dx and w share one element type: fp32, or under mixed precision
+// bf16 or fp16 (w then the 16-bit copy of the weights; the GEMMs accumulate in
+// fp32); bias, dw and dbias are fp32.
 int64_t upconv_workspace_floats_cuda(const Shape& in, int64_t out_channels);
-void upconv_forward_cuda(cublasContext* handle, const Tensor& x, const float* w, const float* bias, const Tensor& y,
+void upconv_forward_cuda(cublasContext* handle, const Tensor& x, const void* w, const float* bias, const Tensor& y,
                          float* workspace, Stream stream);
-void upconv_backward_cuda(cublasContext* handle, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx,
+void upconv_backward_cuda(cublasContext* handle, const Tensor& x, const void* w, const Tensor& dy, const Tensor& dx,
                           float* dw, float* dbias, GradMode mode, float* workspace, Stream stream);
 #endif
 

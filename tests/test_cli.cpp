@@ -56,9 +56,11 @@ TEST(Cli, GpuOptionsRefuseWhatCannotRunAndSayWhy) {
   Result r = run("bench --gpus 2");
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.out, HasSubstr("one process drives one GPU"));
-  r = run("bench --precision bf16 --size 64x64 --depth 2");
-  EXPECT_NE(r.status, 0);
-  EXPECT_THAT(r.out, HasSubstr("not implemented yet; use fp32 or tf32"));
+  for (const char* p : {"bf16", "fp16"}) {  // mixed precision is the GPU's
+    r = run(std::string("bench --precision ") + p + " --size 64x64 --depth 2");
+    EXPECT_NE(r.status, 0);
+    EXPECT_THAT(r.out, HasSubstr("mixed precision runs on a GPU (--gpus 1)"));
+  }
   r = run("bench --precision fp64");
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.out, HasSubstr("--precision"));

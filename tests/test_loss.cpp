@@ -140,6 +140,24 @@ TEST(Loss, IgnoredVoxelsContributeNothing) {
   EXPECT_NEAR(with, without, 1e-7);
 }
 
+// Mixed precision's loss scale multiplies the gradient exactly (a power of
+// two), for every head and loss kind, and leaves the loss as it is.
+TEST(Loss, GradScaleMultipliesTheGradientExactly) {
+  for (auto [kind, head] : {std::pair{LossKind::dice_ce, Head::softmax}, std::pair{LossKind::focal_tversky, Head::softmax},
+                            std::pair{LossKind::bce, Head::sigmoid}, std::pair{LossKind::dice, Head::sigmoid}}) {
+    const Shape s = shape2d(2, head == Head::sigmoid ? 1 : 3, 5, 7);
+    const std::vector<float> z = test::random_vector(s.count(), 9);
+    const std::vector<int32_t> g = test::labels_for(s, head == Head::sigmoid ? 2 : 3, 10);
+    LossSpec spec = make_loss(kind, head);
+    std::vector<float> d1(z.size()), d2(z.size());
+    const double l1 = loss_forward_backward(Tensor(const_cast<float*>(z.data()), s), g.data(), Tensor(d1.data(), s), spec);
+    spec.grad_scale = 65536.f;
+    const double l2 = loss_forward_backward(Tensor(const_cast<float*>(z.data()), s), g.data(), Tensor(d2.data(), s), spec);
+    EXPECT_EQ(l1, l2);
+    for (size_t i = 0; i < z.size(); ++i) ASSERT_EQ(d2[i], 65536.f * d1[i]) << i;
+  }
+}
+
 TEST(Loss, PerfectPredictionHasNearZeroDice) {
   const Shape s = shape2d(1, 2, 1, 4);
   std::vector<float> z{20, 20, -20, -20, -20, -20, 20, 20};

@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "engine/checkpoint.h"
 #include "io/synthetic.h"
@@ -169,6 +171,93 @@ TEST(Trainer, SeparateMemoryTrainsAsHostMemory) {
   };
   EXPECT_EQ(scores(host.run_dir), scores(apart.run_dir));
   EXPECT_FALSE(scores(host.run_dir).empty());
+}
+
+TEST(LossScaler, HalvesOnOverflowAndDoublesAfterTheInterval) {
+  LossScaling spec;
+  spec.dynamic = true;
+  spec.initial = 1024.f;
+  spec.interval = 3;
+  LossScaler s(spec);
+  EXPECT_EQ(s.scale(), 1024.f);
+  EXPECT_FALSE(s.update(false));  // overflow: skip, halve
+  EXPECT_EQ(s.scale(), 512.f);
+  EXPECT_TRUE(s.update(true));
+  EXPECT_TRUE(s.update(true));
+  EXPECT_EQ(s.scale(), 512.f);
+  EXPECT_TRUE(s.update(true));  // the third finite step in a row
+  EXPECT_EQ(s.scale(), 1024.f);
+  EXPECT_TRUE(s.update(true));
+  EXPECT_FALSE(s.update(false));  // an overflow restarts the count
+  EXPECT_TRUE(s.update(true));
+  EXPECT_TRUE(s.update(true));
+  EXPECT_EQ(s.scale(), 512.f);
+
+  LossScaler off{LossScaling{}};  // bf16, fp32: scale 1, nothing skipped
+  EXPECT_EQ(off.scale(), 1.f);
+  EXPECT_TRUE(off.update(true));
+  EXPECT_FALSE(off.update(false));
+  EXPECT_EQ(off.scale(), 1.f);
+
+  spec.initial = 1.f;
+  LossScaler floor(spec);
+  EXPECT_THROW(floor.update(false), std::runtime_error);  // overflow even unscaled: says to use bf16
+  spec.initial = 1000.f;
+  EXPECT_THROW(LossScaler{spec}, std::invalid_argument);  // not a power of two: unscaling would round
+}
+
+// Loss scaling in the trainer (fp16's, run here on the CPU's fp32): a scale
+// that never overflows changes nothing, bit for bit (powers of two scale and
+// unscale exactly); one that overflows fp32 skips those steps, halving, until
+// the gradients are finite, and training then goes on; the scale survives a
+// stop and resume.
+TEST(Trainer, LossScalingIsExactAndSkipsOverflowingSteps) {
+  Data d = make_data(10, 48, 2, false);
+  TrainOptions plain = options(fresh_dir("unscaled").string(), 8);
+  UNet a(small_net());
+  train(a, d.train, plain, nullptr);
+
+  TrainOptions scaled = plain;
+  scaled.run_dir = fresh_dir("scaled").string();
+  scaled.loss_scaling = {true, 1024.f, 3};
+  UNet b(small_net());
+  const TrainResult rb = train(b, d.train, scaled, nullptr);
+  EXPECT_EQ(rb.skipped_steps, 0);
+  EXPECT_TRUE(std::equal(a.params(), a.params() + a.parameter_count(), b.params()));
+
+  // Gradients made large (a heavy cross-entropy weight) times the largest
+  // power of two in fp32 overflow it: the first steps are skipped.
+  TrainOptions huge = plain;
+  huge.run_dir = fresh_dir("overflow").string();
+  huge.loss.ce_weight = 1e4f;
+  huge.steps = 12;
+  huge.loss_scaling = {true, 0x1p127f, 2000};
+  UNet c(small_net());
+  const TrainResult rc = train(c, d.train, huge, nullptr);
+  EXPECT_GE(rc.skipped_steps, 1);
+  EXPECT_LT(rc.skipped_steps, 12);
+  EXPECT_TRUE(std::isfinite(rc.last_loss));
+  std::ifstream log(fs::path(huge.run_dir) / "metrics.jsonl");
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(log, line);) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 12u);
+  EXPECT_EQ(lines[0]["skipped"], true);
+  EXPECT_EQ(lines[0]["loss_scale"], 0x1p127f);
+  EXPECT_TRUE(lines[0]["grad_norm"].is_null());
+  EXPECT_EQ(lines[1]["loss_scale"], 0x1p126f);
+  EXPECT_EQ(lines.back()["skipped"], false);
+  EXPECT_TRUE(lines.back()["grad_norm"].is_number());
+
+  // Stopped after step 1 and resumed: the scale and its count come back.
+  TrainOptions resumed = scaled;
+  resumed.run_dir = fresh_dir("scaled_resumed").string();
+  const auto r = stop_and_resume(d, resumed, [] { return cpu_backend(); });
+  EXPECT_TRUE(std::equal(b.params(), b.params() + b.parameter_count(), r->params()));
+  const Safetensors st = read_safetensors((fs::path(resumed.run_dir) / "last.state.safetensors").string());
+  // Doubled after steps 3 and 6, two finite steps since: a count restarted at
+  // the resume would say 1 (doublings after steps 4 and 7).
+  EXPECT_EQ(st.metadata.at("loss_scale"), "4096.0");
+  EXPECT_EQ(st.metadata.at("good_steps"), "2");
 }
 
 TEST(Trainer, AnotherArchitectureInTheRunFolderIsAnError) {

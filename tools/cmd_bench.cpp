@@ -14,6 +14,7 @@
 #include <random>
 
 #include "engine/checkpoint.h"
+#include "engine/loss_scaler.h"
 #include "kernels/loss.h"
 #include "kernels/optimizer.h"
 #include "tools/commands.h"
@@ -79,7 +80,9 @@ void add_bench_command(CLI::App& app) {
     const int32_t* label = model.stage_labels(labels.data());
     const int64_t n = model.parameter_count();
     Backend::Memory m = be.allocate(n * int64_t(sizeof(float))), v = be.allocate(n * int64_t(sizeof(float)));
-    const LossSpec loss = make_loss(LossKind::dice_ce, model.config().head);
+    LossSpec loss = make_loss(LossKind::dice_ce, model.config().head);
+    // fp16: the trainer's initial loss scale, unscaled by the optimizer step, as in training.
+    if (parse_precision(o->device.precision) == Precision::fp16) loss.grad_scale = LossScaling{}.initial;
     const OptimizerSpec adam;
     int64_t step = 0;
 
@@ -91,7 +94,7 @@ void add_bench_command(CLI::App& app) {
           be.loss_forward_backward(model.forward(in, true, step), label, model.dlogits(), loss, nullptr);
           model.backward(in);
           be.optimizer_step(model.device_params(), model.device_grads(), static_cast<float*>(m.get()),
-                            static_cast<float*>(v.get()), n, adam, 1e-3f, ++step, 1.f);
+                            static_cast<float*>(v.get()), n, adam, 1e-3f, ++step, 1.f / loss.grad_scale);
         },
         o->steps, o->warmup);
 

@@ -254,6 +254,7 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
     resolve(*cmd, *o);
     // Before any work: a missing GPU fails fast.
     const std::shared_ptr<Backend> backend = o->device.backend(who.local_rank);
+    o->train.loss_scaling.dynamic = parse_precision(o->device.precision) == Precision::fp16;
     if (o->model.batch % who.world)
       throw std::invalid_argument("--batch-size " + std::to_string(o->model.batch) + " is the global batch; it does "
                                   "not divide over " + std::to_string(who.world) + " ranks: use a multiple of " +

@@ -109,12 +109,12 @@ run() {
   grep -E "^BM_|^-|Benchmark" "$out/bench.log" >>"$report" || true
   endsection
 
-  section "unet bench --gpus 1 (the issue's target shapes; fp32, tf32, tf32 without CUDA Graphs)"
+  section "unet bench --gpus 1 (the issue's target shapes; fp32, tf32, bf16, fp16, bf16 without CUDA Graphs)"
   local shape precision
   for shape in "--size 512x512 --filters 64 --depth 4 --batch-size 8" "--size 256x256 --filters 32 --depth 4 --batch-size 8" \
                "--dims 3 --size 128x128x64 --filters 32 --depth 4 --batch-size 2"; do
-    # fp32 and tf32 with the passes captured as CUDA Graphs; tf32 without them: the graphs' gain.
-    for precision in "fp32" "tf32" "tf32 --no-cuda-graphs"; do
+    # Every precision with the passes captured as CUDA Graphs; bf16 without them: the graphs' gain.
+    for precision in "fp32" "tf32" "bf16" "fp16" "bf16 --no-cuda-graphs"; do
       # shellcheck disable=SC2086
       build-gpu/tools/unet bench --gpus 1 --precision $precision $shape --steps 10 --warmup 3 \
         >>"$out/unet_bench.jsonl" 2>>"$out/unet_bench.log" || { status=1; echo "failed: $precision $shape" >>"$report"; }
@@ -125,7 +125,9 @@ run() {
 
   section "unet.cu against PyTorch and MONAI on this GPU (bench/compare.py)"
   if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
-    python3 bench/compare.py --device cuda --unet build-gpu/tools/unet --configs 2d-512-f64,2d-256-f32,3d-128x128x64-f32 \
+    # bf16: the issue's targets are set against PyTorch's AMP.
+    python3 bench/compare.py --device cuda --precision bf16 --unet build-gpu/tools/unet \
+      --configs 2d-512-f64,2d-256-f32,3d-128x128x64-f32 \
       --steps 10 --warmup 3 --json "$out/compare.jsonl" >>"$report" 2>>"$out/compare.log" || status=1
   else
     echo "skipped: python3 here has no PyTorch with CUDA" >>"$report"

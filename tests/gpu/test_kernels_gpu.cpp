@@ -6,7 +6,8 @@
 // The optimizer's sqrt and division may round differently on the GPU: 1e-6
 // relative. The norms and losses sum in another order (a block tree against the
 // CPU's chunks, both in double): 1e-5 relative. Convolutions sum in float in
-// another order (strict FP32, no TF32): 1e-4 of the largest magnitude.
+// another order (strict FP32, no TF32): 1e-4 of the largest magnitude. Type
+// conversions are half.h's on both: bit-identical.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -17,6 +18,7 @@
 #include "engine/device_buffer.h"
 #include "kernels/activation.h"
 #include "kernels/conv.h"
+#include "kernels/convert.h"
 #include "kernels/crop.h"
 #include "kernels/dropout.h"
 #include "kernels/loss.h"
@@ -341,6 +343,32 @@ TEST_F(GpuKernels, GradientNormMatchesCpuAndRepeats) {
   const double gpu = gradient_norm_cuda(gg.data(), n, ws.data(), nullptr);
   EXPECT_NEAR(gpu, gradient_norm(g.data(), n), 1e-9 * gpu);
   EXPECT_EQ(gradient_norm_cuda(gg.data(), n, ws.data(), nullptr), gpu);  // deterministic
+}
+
+// bf16 and fp16 rounding on the GPU is the CPU's, bit for bit, including
+// overflow to infinity, subnormals and NaN; and accumulating adds in fp32.
+TEST_F(GpuKernels, ConvertMatchesCpu) {
+  std::vector<float> x = random_vector(100000, 61);
+  for (float& v : x) v *= 1e4f;  // past fp16's range
+  for (float v : {0.f, -0.f, 65504.f, 65520.f, 1e-8f, 6e-8f, 3e-5f, INFINITY, -INFINITY, NAN}) x.push_back(v);
+  const int64_t n = int64_t(x.size());
+  const DeviceBuffer<float> gx = upload(x);
+  for (DType t : {DType::bf16, DType::f16}) {
+    std::vector<uint16_t> want(x.size());
+    convert(x.data(), DType::f32, want.data(), t, n);
+    DeviceBuffer<uint16_t> gh(x.size());
+    convert_cuda(gx.data(), DType::f32, gh.data(), t, n, GradMode::overwrite, nullptr);
+    EXPECT_EQ(download(gh), want) << dtype_name(t);
+    std::vector<float> back(x.size(), 1.f);
+    convert(want.data(), t, back.data(), DType::f32, n, GradMode::accumulate);
+    DeviceBuffer<float> gb = upload(std::vector<float>(x.size(), 1.f));
+    convert_cuda(gh.data(), t, gb.data(), DType::f32, n, GradMode::accumulate, nullptr);
+    const std::vector<float> got = download(gb);
+    for (int64_t i = 0; i < n; ++i) {
+      if (std::isnan(back[i]) && std::isnan(got[i])) continue;
+      ASSERT_EQ(got[i], back[i]) << dtype_name(t) << " element " << i;
+    }
+  }
 }
 
 }  // namespace

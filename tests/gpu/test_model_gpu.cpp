@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "engine/device_buffer.h"
+#include "engine/loss_scaler.h"
 #include "engine/unet_model.h"
 #include "io/png.h"
 #include "io/synthetic.h"
@@ -121,6 +122,10 @@ void expect_close(const std::vector<float>& a, const std::vector<float>& b, int6
   EXPECT_LE(worst, tol * scale) << what << ": max difference " << worst << " against magnitude " << scale;
 }
 
+// The loss scale the GPU's loss gradient gets (fp16's, as the trainer starts
+// with); its parameter gradients are divided by it before comparing.
+float loss_scale(Precision p) { return p == Precision::fp16 ? LossScaling{}.initial : 1.f; }
+
 void expect_step_matches(const Net& n, Precision precision, double tol) {
   UNet cpu(n.config), gpu(n.config);
   gpu.to(cuda_backend(0, precision));
@@ -129,7 +134,11 @@ void expect_step_matches(const Net& n, Precision precision, double tol) {
   const auto x = random_vector(n.input.count(), 3);
   const auto labels = labels_for(cpu.output_shape(), n.config.classes, 4);
   const LossSpec spec = make_loss(n.loss, n.config.head);
-  const StepResult a = train_step(cpu, x, labels, spec, 7), b = train_step(gpu, x, labels, spec, 7);
+  LossSpec scaled = spec;
+  scaled.grad_scale = loss_scale(precision);
+  const StepResult a = train_step(cpu, x, labels, spec, 7);
+  StepResult b = train_step(gpu, x, labels, scaled, 7);
+  for (float& g : b.grads) g /= scaled.grad_scale;
   EXPECT_NEAR(a.loss, b.loss, tol * std::fabs(a.loss)) << n.name;
   expect_close(a.logits, b.logits, 0, int64_t(a.logits.size()), tol, std::string(n.name) + " logits");
   for (const ParamInfo& p : cpu.param_table())
@@ -145,6 +154,7 @@ void expect_step_matches(const Net& n, Precision precision, double tol) {
     m->copy_grads_to_host();
     twice[i++].assign(m->grads(), m->grads() + m->parameter_count());
   }
+  for (float& g : twice[1]) g /= scaled.grad_scale;
   for (const ParamInfo& p : cpu.param_table())
     expect_close(twice[0], twice[1], p.offset, p.count, tol, std::string(n.name) + " accumulated gradient of " + p.name);
   for (int64_t k = 0; k < cpu.parameter_count(); ++k)
@@ -169,9 +179,20 @@ TEST_F(GpuModel, TrainingStepMatchesCpuTf32) {
   for (const Net& n : nets()) expect_step_matches(n, Precision::tf32, 5e-2);
 }
 
+// Mixed precision: 16-bit activations (8 significant bits in bf16, 11 in fp16)
+// through a dozen layers; sums and parameters in fp32.
+TEST_F(GpuModel, TrainingStepMatchesCpuBf16) {
+  for (const Net& n : nets()) expect_step_matches(n, Precision::bf16, 1e-1);
+}
+
+TEST_F(GpuModel, TrainingStepMatchesCpuFp16) {
+  for (const Net& n : nets()) expect_step_matches(n, Precision::fp16, 3e-2);
+}
+
 // Passes replayed as CUDA Graphs compute what the same ops launched one by one
-// do, bit for bit, over several steps (the first runs eagerly, the second
-// captures, the third replays); two models agreeing exactly is also the proof
+// do, bit for bit, over several steps (batches alternate between two staging
+// buffers, a graph each: steps 1 and 2 run eagerly, 3 and 4 capture, 5 and 6
+// replay); two models agreeing exactly is also the proof
 // that a GPU step repeats (deterministic algorithms, fixed-order reductions).
 TEST_F(GpuModel, CapturedPassesMatchEagerOnes) {
   for (const Net& n : nets()) {
@@ -183,7 +204,7 @@ TEST_F(GpuModel, CapturedPassesMatchEagerOnes) {
     for (int plan = 0; plan < 2; ++plan) {  // planning again drops the graphs: they are captured anew
       graphs.plan(n.input);
       eager.plan(n.input);
-      for (uint64_t step = 1; step <= 3; ++step) {
+      for (uint64_t step = 1; step <= 6; ++step) {
         const auto x = random_vector(n.input.count(), 40 + step);
         const auto labels = labels_for(graphs.output_shape(), n.config.classes, 50 + step);
         const StepResult a = train_step(graphs, x, labels, spec, step), b = train_step(eager, x, labels, spec, step);
@@ -194,20 +215,20 @@ TEST_F(GpuModel, CapturedPassesMatchEagerOnes) {
         EXPECT_EQ(a.state, b.state) << at << " (running statistics)";
       }
     }
-    // Per plan and pass (forward, backward): step 1 runs eagerly, step 2 captures
-    // and launches the graph, step 3 replays it.
-    EXPECT_EQ(graphs.backend().graph_replays(), 2 * (2 + 2)) << n.name << ": passes replayed";
+    // Per plan, pass (forward, backward) and staging buffer: one eager run, one
+    // capture launched, one replay.
+    EXPECT_EQ(graphs.backend().graph_replays(), 2 * 2 * (2 + 2)) << n.name << ": passes replayed";
     EXPECT_EQ(eager.backend().graph_replays(), 0) << n.name;
   }
 }
 
-TEST_F(GpuModel, TenSgdStepsMatchCpu) {
+void expect_ten_sgd_steps_match(Precision precision, double tol) {
   const Net n = nets()[0];
   UNet cpu(n.config), gpu(n.config);
-  gpu.to(cuda_backend(0, Precision::fp32));
+  gpu.to(cuda_backend(0, precision));
   cpu.plan(n.input);
   gpu.plan(n.input);
-  const LossSpec spec = make_loss(n.loss, n.config.head);
+  LossSpec spec = make_loss(n.loss, n.config.head);
   OptimizerSpec sgd;
   sgd.kind = OptimizerKind::sgd;
   const int64_t count = cpu.parameter_count(), bytes = count * int64_t(sizeof(float));
@@ -219,22 +240,27 @@ TEST_F(GpuModel, TenSgdStepsMatchCpu) {
     double loss[2];
     int i = 0;
     for (UNet* m : {&cpu, &gpu}) {
+      spec.grad_scale = m == &gpu ? loss_scale(precision) : 1.f;
       m->zero_grads();
       const Tensor in = m->stage_input(x.data());
       loss[i] = m->backend().loss_forward_backward(m->forward(in, true, step), m->stage_labels(labels.data()),
                                                    m->dlogits(), spec, nullptr);
       m->backward(in);
       m->backend().optimizer_step(m->device_params(), m->device_grads(), static_cast<float*>(moments[i].get()),
-                                  nullptr, count, sgd, 1e-2f, step, 1.f);
+                                  nullptr, count, sgd, 1e-2f, step, 1.f / spec.grad_scale);
       ++i;
     }
-    EXPECT_NEAR(loss[0], loss[1], 1e-3 * std::fabs(loss[0])) << "step " << step;
+    EXPECT_NEAR(loss[0], loss[1], tol * std::fabs(loss[0])) << dtype_name(storage_type(precision)) << " step " << step;
   }
   gpu.copy_to_host();
   const std::vector<float> a(cpu.params(), cpu.params() + count), b(gpu.params(), gpu.params() + count);
-  for (const ParamInfo& p : cpu.param_table()) expect_close(a, b, p.offset, p.count, 1e-3, "after 10 steps: " + p.name);
-  expect_close(cpu.state(), gpu.state(), 0, int64_t(cpu.state().size()), 1e-3, "running statistics after 10 steps");
+  for (const ParamInfo& p : cpu.param_table()) expect_close(a, b, p.offset, p.count, tol, "after 10 steps: " + p.name);
+  expect_close(cpu.state(), gpu.state(), 0, int64_t(cpu.state().size()), tol, "running statistics after 10 steps");
 }
+
+TEST_F(GpuModel, TenSgdStepsMatchCpu) { expect_ten_sgd_steps_match(Precision::fp32, 1e-3); }
+TEST_F(GpuModel, TenSgdStepsMatchCpuBf16) { expect_ten_sgd_steps_match(Precision::bf16, 5e-2); }
+TEST_F(GpuModel, TenSgdStepsMatchCpuFp16) { expect_ten_sgd_steps_match(Precision::fp16, 1e-2); }
 
 TEST_F(GpuModel, BatchTooLargeNamesTheBatchThatFits) {
   UNetConfig c = net(2, 4, NormChoice::batch, 2, Padding::same, 0.f, Activation::relu);
@@ -287,12 +313,22 @@ TEST_F(GpuModel, BinaryTrainsPredictsAndBenchesOnTheGpu) {
   for (size_t i = 0; i < a.voxels.size(); ++i) differ += a.voxels[i] != b.voxels[i];
   EXPECT_LE(differ, int64_t(a.voxels.size() / 1000)) << "pixels where the GPU's mask differs from the CPU's";
 
-  const test::Result bench = test::run_unet("bench --gpus 1 --size 256x256 --batch-size 2 --steps 3");
-  ASSERT_EQ(bench.status, 0) << bench.out;
-  const nlohmann::json j = nlohmann::json::parse(bench.out.substr(bench.out.find('{')));
-  EXPECT_THAT(j["device"].get<std::string>(), HasSubstr("cuda:0"));
-  EXPECT_GT(j["train"]["images_per_s"].get<double>(), 0);
-  EXPECT_GT(j["peak_device_mib"].get<double>(), 0);
+  for (const char* precision : {"fp32", "tf32", "bf16", "fp16"}) {
+    const test::Result bench =
+        test::run_unet(std::string("bench --gpus 1 --size 256x256 --batch-size 2 --steps 3 --precision ") + precision);
+    ASSERT_EQ(bench.status, 0) << bench.out;
+    const nlohmann::json j = nlohmann::json::parse(bench.out.substr(bench.out.find('{')));
+    EXPECT_THAT(j["device"].get<std::string>(), HasSubstr("cuda:0"));
+    EXPECT_EQ(j["mode"], precision);
+    EXPECT_GT(j["train"]["images_per_s"].get<double>(), 0);
+    EXPECT_GT(j["peak_device_mib"].get<double>(), 0);
+  }
+  // Mixed precision through the trainer: fp16 with loss scaling learns the default task.
+  const test::Result h = test::run_unet("train --gpus 1 --precision fp16 --run-dir '" + (dir / "fp16").string() + "'");
+  ASSERT_EQ(h.status, 0) << h.out;
+  const size_t at16 = h.out.rfind("mean foreground Dice ");
+  ASSERT_NE(at16, std::string::npos) << h.out;
+  EXPECT_GT(std::stod(h.out.substr(at16 + 21)), 0.85) << h.out;
   fs::remove_all(dir);
 }
 
