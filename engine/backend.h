@@ -7,9 +7,9 @@
 // Contract
 //   Every pointer an op takes is the backend's memory (allocate()); host data
 //   moves only through upload() and download(), which take explicit sizes.
-//   Ops run in call order. Calls that return a host value (the loss, the
-//   gradient norm, download) wait for what they read; the others may return
-//   before the device has finished (the CUDA backend's stream).
+//   Ops run in call order. Calls that return a host value (download) wait for
+//   what they read; the others may return before the device has finished (the
+//   CUDA backend's stream).
 //   Workspaces: the caller passes one of at least the *_workspace_bytes() the
 //   backend asked for; reserve() sizes the backend's own reduction scratch once,
 //   so that a step allocates nothing.
@@ -59,9 +59,14 @@ class Backend {
   virtual void upload(void* dst, const void* host, int64_t bytes) = 0;
   virtual void download(void* host, const void* src, int64_t bytes) = 0;  // waits for the data
   // A batch's upload, which may run beside the ops already queued (the CUDA
-  // backend's copy stream): the ops queued after it wait for it. `host` stays
-  // untouched until an op that returns a host value has returned.
+  // backend's copy stream): the ops queued after it wait for it. A batch's
+  // stages follow begin_batch(); they wait only for the ops queued before the
+  // previous begin_batch() (so that a caller alternating two buffers never
+  // overwrites one a queued op still reads). `host` stays untouched until
+  // wait_staged() or a call that returns a host value has returned.
+  virtual void begin_batch() {}
   virtual void stage(void* dst, const void* host, int64_t bytes) { upload(dst, host, bytes); }
+  virtual void wait_staged() {}
   virtual void zero(void* dst, int64_t bytes) = 0;
   virtual void synchronize() = 0;                 // waits for every queued op
   virtual int64_t free_bytes() const = 0;         // what allocate() can still give (CPU: INT64_MAX)
@@ -117,17 +122,27 @@ class Backend {
   // The scratch the reductions below and the norms need, for logits of this
   // shape and norms of at most `norm_groups` groups.
   virtual void reserve(const Shape& logits, int64_t norm_groups) = 0;
-  virtual double loss_forward_backward(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
-                                       const LossSpec& spec, const LossSumsReducer& reduce) = 0;
-  virtual double gradient_norm(const float* grads, int64_t count) = 0;
-  virtual void optimizer_step(float* params, const float* grads, float* m, float* v, int64_t count,
-                              const OptimizerSpec& spec, float lr, int64_t step, float grad_scale) = 0;
+  // A training step's loss and update, on the step's scalars in this backend's
+  // memory (step.h), so that nothing in the step waits for the host:
+  // step_loss writes dlogits (times in->loss_scale) and adds loss /
+  // in->accumulate to out->loss. A label outside the classes: the CUDA backend
+  // records it in out (the step is then not taken), the CPU throws at once
+  // (bad_label_message). step_update: the squared norm of grads[0, count) and
+  // the factor into out (step_factor), then, unless the factor is 0, the
+  // optimizer over each range of params, grads, m and v.
+  virtual void step_loss(const Tensor& logits, const int32_t* labels, const Tensor& dlogits, const LossSpec& spec,
+                         const LossSumsReducer& reduce, const StepInputs* in, StepOutputs* out) = 0;
+  virtual void step_update(float* params, const float* grads, float* m, float* v, int64_t count,
+                           const ParamRanges& ranges, const OptimizerSpec& spec, const StepInputs* in,
+                           StepOutputs* out) = 0;
 
-  // A fixed sequence of ops on fixed buffers (a forward or backward pass of a
-  // planned net), run as a CUDA Graph under `key`: run eagerly the first time,
-  // captured the second, replayed after: one launch instead of hundreds. The CPU runs `ops`. A
-  // capture that fails is reported once and the backend runs eagerly from then
-  // on. drop_captures() forgets them all (the buffers they name are gone).
+  // A fixed sequence of ops on fixed buffers (a pass of a planned net, or a
+  // whole training step), run as a CUDA Graph under `key`: run eagerly the
+  // first time, captured the second, replayed after: one launch instead of
+  // hundreds. A run_captured inside another's ops is part of the outer one.
+  // The CPU runs `ops`. A capture that fails is reported once and the backend
+  // runs eagerly from then on. drop_captures() forgets them all (the buffers
+  // they name are gone).
   virtual void run_captured(const std::string& /*key*/, const std::function<void()>& ops) { ops(); }
   virtual void drop_captures() {}
   virtual int64_t graph_replays() const { return 0; }  // passes run from a captured graph so far

@@ -146,14 +146,20 @@ class CpuBackend final : public Backend {
   }
 
   void reserve(const Shape&, int64_t) override {}  // the CPU reductions keep their sums on the stack
-  double loss_forward_backward(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
-                               const LossSpec& spec, const LossSumsReducer& reduce) override {
-    return unet::loss_forward_backward(logits, labels, dlogits, spec, reduce);
+  void step_loss(const Tensor& logits, const int32_t* labels, const Tensor& dlogits, const LossSpec& spec,
+                 const LossSumsReducer& reduce, const StepInputs* in, StepOutputs* out) override {
+    LossSpec scaled = spec;
+    scaled.grad_scale = in->loss_scale;
+    out->loss += unet::loss_forward_backward(logits, labels, dlogits, scaled, reduce) / in->accumulate;
   }
-  double gradient_norm(const float* grads, int64_t count) override { return unet::gradient_norm(grads, count); }
-  void optimizer_step(float* params, const float* grads, float* m, float* v, int64_t count, const OptimizerSpec& spec,
-                      float lr, int64_t step, float grad_scale) override {
-    unet::optimizer_step(params, grads, m, v, count, spec, lr, step, grad_scale);
+  void step_update(float* params, const float* grads, float* m, float* v, int64_t count, const ParamRanges& ranges,
+                   const OptimizerSpec& spec, const StepInputs* in, StepOutputs* out) override {
+    out->sumsq = gradient_sumsq(grads, count);
+    out->factor = step_factor(*out, *in);
+    if (out->factor == 0.f) return;
+    for (const auto& [offset, n] : ranges)
+      optimizer_update(params + offset, grads + offset, m + offset, v + offset, n, spec, in->lr, in->bias1, in->bias2,
+                       out->factor);
   }
 
  private:

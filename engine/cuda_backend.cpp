@@ -35,6 +35,7 @@ class CudaBackend final : public Backend {
     UNET_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     UNET_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
     UNET_CUDA_CHECK(cudaEventCreateWithFlags(&copied_, cudaEventDisableTiming));
+    UNET_CUDA_CHECK(cudaEventCreateWithFlags(&fence_, cudaEventDisableTiming));
     UNET_CUDNN_CHECK(cudnnCreate(&cudnn_));
     UNET_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
     UNET_CUBLAS_CHECK(cublasCreate(&cublas_));
@@ -54,6 +55,7 @@ class CudaBackend final : public Backend {
     if (cublas_) cublasDestroy(cublas_);
     if (cudnn_) cudnnDestroy(cudnn_);
     if (copied_) UNET_CUDA_CHECK_NOTHROW(cudaEventDestroy(copied_));
+    if (fence_) UNET_CUDA_CHECK_NOTHROW(cudaEventDestroy(fence_));
     if (copy_stream_) UNET_CUDA_CHECK_NOTHROW(cudaStreamDestroy(copy_stream_));
     if (stream_) UNET_CUDA_CHECK_NOTHROW(cudaStreamDestroy(stream_));
   }
@@ -87,15 +89,21 @@ class CudaBackend final : public Backend {
     if (bytes) UNET_CUDA_CHECK(cudaMemcpyAsync(host, src, size_t(bytes), cudaMemcpyDeviceToHost, stream_));
     synchronize();
   }
-  // The copy starts at once on its own stream, beside the previous step's
-  // backward and optimizer still running on the compute stream (the model
-  // alternates two staging buffers, so it never writes one a queued op reads).
+  // A batch's copies start at once on their own stream, beside the ops still
+  // running on the compute stream, after those queued before the previous
+  // batch's (which read the buffers this one fills: the model alternates two).
+  void begin_batch() override {
+    if (fenced_) UNET_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, fence_, 0));
+    UNET_CUDA_CHECK(cudaEventRecord(fence_, stream_));
+    fenced_ = true;
+  }
   void stage(void* dst, const void* host, int64_t bytes) override {
     if (!bytes) return;
     UNET_CUDA_CHECK(cudaMemcpyAsync(dst, host, size_t(bytes), cudaMemcpyHostToDevice, copy_stream_));
     UNET_CUDA_CHECK(cudaEventRecord(copied_, copy_stream_));
     UNET_CUDA_CHECK(cudaStreamWaitEvent(stream_, copied_, 0));
   }
+  void wait_staged() override { UNET_CUDA_CHECK(cudaEventSynchronize(copied_)); }
   void zero(void* dst, int64_t bytes) override {
     if (bytes) UNET_CUDA_CHECK(cudaMemsetAsync(dst, 0, size_t(bytes), stream_));
   }
@@ -218,21 +226,18 @@ class CudaBackend final : public Backend {
     scratch_ = allocate(doubles * int64_t(sizeof(double)));
     scratch_doubles_ = doubles;
   }
-  double loss_forward_backward(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
-                               const LossSpec& spec, const LossSumsReducer& reduce) override {
+  void step_loss(const Tensor& logits, const int32_t* labels, const Tensor& dlogits, const LossSpec& spec,
+                 const LossSumsReducer& reduce, const StepInputs* in, StepOutputs* out) override {
     if (loss_workspace_doubles(logits.shape) > scratch_doubles_) reserve(logits.shape, 0);
-    return loss_forward_backward_cuda(logits, labels, dlogits, spec, scratch(), stream_, reduce);
+    loss_step_cuda(logits, labels, dlogits, spec, in, out, scratch(), stream_, reduce);
   }
-  double gradient_norm(const float* grads, int64_t count) override {
-    return gradient_norm_cuda(grads, count, scratch(), stream_);
-  }
-  void optimizer_step(float* params, const float* grads, float* m, float* v, int64_t count, const OptimizerSpec& spec,
-                      float lr, int64_t step, float grad_scale) override {
-    optimizer_step_cuda(params, grads, m, v, count, spec, lr, step, grad_scale, stream_);
+  void step_update(float* params, const float* grads, float* m, float* v, int64_t count, const ParamRanges& ranges,
+                   const OptimizerSpec& spec, const StepInputs* in, StepOutputs* out) override {
+    step_update_cuda(params, grads, m, v, count, ranges, spec, in, out, scratch(), stream_);
   }
 
   void run_captured(const std::string& key, const std::function<void()>& ops) override {
-    if (!graphs_) return ops();
+    if (!graphs_ || capturing_) return ops();  // inside a capture: part of the outer graph
     if (auto it = graphs_cache_.find(key); it != graphs_cache_.end()) {
       UNET_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
       ++replays_;
@@ -244,6 +249,7 @@ class CudaBackend final : public Backend {
     // Thread-local: the loader's threads may call CUDA meanwhile (page-locked buffers).
     UNET_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     std::string failure;
+    capturing_ = true;
     try {
       ops();  // recorded, not run
     } catch (const std::exception& e) {
@@ -251,6 +257,7 @@ class CudaBackend final : public Backend {
     } catch (...) {
       failure = "an exception";
     }
+    capturing_ = false;
     cudaGraph_t graph = nullptr;
     cudaError_t err = cudaStreamEndCapture(stream_, &graph);
     cudaGraphExec_t exec = nullptr;
@@ -314,6 +321,7 @@ class CudaBackend final : public Backend {
   int device_;
   DType type_;  // of the activations
   bool tf32_, graphs_;
+  bool capturing_ = false;  // inside run_captured's capture
   std::map<std::string, cudaGraphExec_t> graphs_cache_;
   std::set<std::string> warmed_;  // keys run once eagerly
   int64_t replays_ = 0;
@@ -321,7 +329,9 @@ class CudaBackend final : public Backend {
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cudaStream_t copy_stream_ = nullptr;  // batches' uploads
-  cudaEvent_t copied_ = nullptr;
+  cudaEvent_t copied_ = nullptr;  // the last stage() done
+  cudaEvent_t fence_ = nullptr;   // the compute stream at the last begin_batch()
+  bool fenced_ = false;
   cudnnHandle_t cudnn_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::vector<std::unique_ptr<ConvCudnn>> convs_;

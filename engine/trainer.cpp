@@ -7,10 +7,12 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "engine/checkpoint.h"
 #include "engine/gradient_reducer.h"
+#include "engine/train_step.h"
 #include "kernels/metrics.h"
 
 namespace unet {
@@ -162,30 +164,16 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
   if (world > 1 && be.is_cuda() && opt.sync_batchnorm && model.config().norm == NormChoice::batch)
     throw std::invalid_argument("--sync-batchnorm: not built for GPUs yet; leave it out (each rank's batch "
                                 "statistics) or use --norm instance");
-  // The optimizer's moments live beside the parameters; m and v are their host
-  // copies for the training state file.
-  const int64_t n_params = model.parameter_count(), param_bytes = n_params * int64_t(sizeof(float));
-  Backend::Memory m_mem = be.allocate(param_bytes), v_mem = be.allocate(param_bytes);
-  float* m_dev = static_cast<float*>(m_mem.get());
-  float* v_dev = static_cast<float*>(v_mem.get());
   if (model.input_shape() != data.batch) model.plan(data.batch);
+  const int64_t n_params = model.parameter_count(), param_bytes = n_params * int64_t(sizeof(float));
+  // m and v: host copies of the optimizer's moments, for the training state file.
   std::vector<float> m(n_params, 0.f), v(m.size(), 0.f);
   State state;
-  if (load_state(opt, model, state, m, v)) {
-    be.upload(m_dev, m.data(), param_bytes);
-    be.upload(v_dev, v.data(), param_bytes);
-    if (lead)
-      std::printf("resuming %s at step %lld of %lld\n", opt.run_dir.c_str(), (long long)state.step, (long long)total);
-  }
+  const bool resumed = load_state(opt, model, state, m, v);
+  if (resumed && lead)
+    std::printf("resuming %s at step %lld of %lld\n", opt.run_dir.c_str(), (long long)state.step, (long long)total);
   LossScaler scaler(opt.loss_scaling);
   if (scaler.dynamic() && state.loss_scale > 0) scaler.restore(state.loss_scale, state.good_steps);
-  auto save = [&] {
-    be.download(m.data(), m_dev, param_bytes);
-    be.download(v.data(), v_dev, param_bytes);
-    state.loss_scale = scaler.dynamic() ? scaler.scale() : 0.f;
-    state.good_steps = scaler.good_steps();
-    save_state(opt, model, state, m, v);
-  };
   std::unique_ptr<GradientReducer> reducer;
   LossSumsReducer reduce_sums;
   if (world > 1) {
@@ -210,7 +198,19 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
       m.set_norm_sums_reducer(nullptr);
     }
   } unhook{model};
-  const auto ranges = trainable_ranges(model, opt.freeze);
+  TrainStep step(model, {opt.loss, opt.optimizer, opt.clip_norm, opt.accumulate, trainable_ranges(model, opt.freeze),
+                         reducer.get(), reduce_sums});
+  if (resumed) {
+    be.upload(step.m(), m.data(), param_bytes);
+    be.upload(step.v(), v.data(), param_bytes);
+  }
+  auto save = [&] {
+    be.download(m.data(), step.m(), param_bytes);
+    be.download(v.data(), step.v(), param_bytes);
+    state.loss_scale = scaler.dynamic() ? scaler.scale() : 0.f;
+    state.good_steps = scaler.good_steps();
+    save_state(opt, model, state, m, v);
+  };
   const int64_t val_every = opt.val_every > 0 ? opt.val_every : steps_per_epoch;
 
   TrainResult result;
@@ -232,43 +232,31 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
     loader.start_epoch(epoch, mine);
     bool epoch_done = false;
     while (!epoch_done && state.step < total) {
-      model.zero_grads();
-      double loss = 0;
-      LossSpec loss_spec = opt.loss;
+      // A batch goes back to the loader once its copy is done: before the
+      // next one comes (the loader's rule), or once the step has returned.
+      const Batch* held = nullptr;
+      auto next = [&]() -> std::optional<StagedBatch> {
+        if (held) be.wait_staged(), loader.release(held), held = nullptr;
+        held = loader.next();
+        if (!held) return std::nullopt;
+        const Tensor input = model.stage_input(held->image);
+        return StagedBatch{input, model.stage_labels(held->label)};
+      };
       const float loss_scale = scaler.scale();
-      loss_spec.grad_scale = loss_scale;
-      for (int a = 0; a < opt.accumulate; ++a) {
-        const Batch* b = loader.next();
-        if (!b) {
-          epoch_done = true;
-          break;
-        }
-        // On a GPU the copies are queued before the forward pass; the loss, a
-        // host value, waits for them, so the batch can go back after backward.
-        const Tensor input = model.stage_input(b->image);
-        const int32_t* labels = model.stage_labels(b->label);
-        const Tensor logits = model.forward(input, true, static_cast<uint64_t>(state.step));
-        loss += be.loss_forward_backward(logits, labels, model.dlogits(), loss_spec, reduce_sums) / opt.accumulate;
-        if (reducer && a + 1 == opt.accumulate) reducer->begin();  // the last batch's backward completes the sums
-        model.backward(input);
-        loader.release(b);
+      const float lr = static_cast<float>(learning_rate(schedule, state.step));
+      const std::optional<StepResult> r = step.run(state.step, lr, loss_scale, next);
+      if (held) loader.release(held);
+      if (!r) {
+        epoch_done = true;
+        break;
       }
-      if (epoch_done) break;
-      if (reducer) reducer->finish();
-      // The gradients are loss_scale times the true ones (a power of two: exact).
-      const double norm = be.gradient_norm(model.device_grads(), n_params) / opt.accumulate / loss_scale;
+      const double loss = r->loss, norm = r->grad_norm;
       const bool finite = std::isfinite(norm);
       if (!std::isfinite(loss) || (!finite && !scaler.dynamic()))
         throw std::runtime_error("step " + std::to_string(state.step) + ": the loss or gradient is not finite (loss " +
                                  std::to_string(loss) + "); lower the learning rate, or check the inputs");
-      // Under loss scaling, a step whose gradients overflowed is skipped (the scale halves).
+      // Under loss scaling, a step whose gradients overflowed was skipped: the scale halves.
       const bool take = scaler.update(finite);
-      const float scale = clip_scale(norm, opt.clip_norm) / static_cast<float>(opt.accumulate) / loss_scale;
-      const float lr = static_cast<float>(learning_rate(schedule, state.step));
-      if (take)
-        for (const auto& [offset, count] : ranges)
-          be.optimizer_step(model.device_params() + offset, model.device_grads() + offset, m_dev + offset,
-                            v_dev + offset, count, opt.optimizer, lr, state.step + 1, scale);
       ++state.step;
       result.last_loss = loss;
       result.skipped_steps += take ? 0 : 1;

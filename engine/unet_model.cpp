@@ -450,6 +450,7 @@ Tensor UNet::logits_on_host() {
 Tensor UNet::stage_input(const float* host) {
   if (!staged_input_[0]) return Tensor(const_cast<float*>(host), input_);  // the CPU reads it where it is
   staged_ ^= 1;
+  backend_->begin_batch();
   void* dst = staged_input_[staged_].get();
   backend_->stage(dst, host, input_.count() * int64_t(sizeof(float)));
   return Tensor(static_cast<float*>(dst), input_);
@@ -497,7 +498,7 @@ bool UNet::capturable(bool training) const {
   return !(training && config_.dropout > 0.f) && !grads_ready_ && !norm_reduce_;
 }
 
-std::string UNet::capture_key(const char* pass, const Tensor& input) const {
+std::string UNet::capture_key(const std::string& pass, const Tensor& input) const {
   // This model (two may share a backend), the pass, and the input buffer.
   return std::to_string(reinterpret_cast<uintptr_t>(this)) + " " + pass + " " +
          std::to_string(reinterpret_cast<uintptr_t>(input.data)) + " " + std::to_string(input.batch_stride);

@@ -96,12 +96,12 @@ class UNet {
   int64_t arena_bytes() const { return arena_bytes_; }
 
   // A batch from host memory into the backend's (the CPU: the same memory, no
-  // copy): the input forward() and backward() take, and the labels the loss takes.
-  // On a GPU the copies run on their own stream beside the passes still queued,
-  // into one of two buffer pairs taken in turn: a batch may be staged while the
-  // previous one's backward runs, provided a host value (its loss) was read
-  // after the batch before it was staged, as the trainer's loop does. The host
-  // buffers stay read until the next host value.
+  // copy): the input forward() and backward() take, and the labels the loss
+  // takes (staged after the input). On a GPU the copies run on their own stream
+  // beside the ops still queued, into one of two buffer pairs taken in turn,
+  // once the ops queued before the previous batch's were done: a batch may be
+  // staged while the previous one's passes run. The host buffers stay read
+  // until Backend::wait_staged() or the next host value.
   Tensor stage_input(const float* host);
   const int32_t* stage_labels(const int32_t* host);
 
@@ -119,6 +119,13 @@ class UNet {
   void set_first_sample(int64_t n) { first_sample_ = n; }
   // Synchronized batch norm: training statistics over every rank's batch.
   void set_norm_sums_reducer(NormSumsReducer f) { norm_reduce_ = std::move(f); }
+
+  // Whether a pass (and a step around it) can be captured as a CUDA Graph:
+  // nothing in it changes from call to call (dropout's masks follow the step)
+  // or calls the host (the data-parallel hooks). A key naming this model, the
+  // pass and the input buffer, for Backend::run_captured.
+  bool capturable(bool training) const;
+  std::string capture_key(const std::string& pass, const Tensor& input) const;
 
   std::vector<LayerInfo> summary() const;  // needs plan()
   double train_step_flops() const;          // forward + backward, multiply-add = 2
@@ -172,8 +179,6 @@ class UNet {
   // in them changes from call to call.
   void forward_ops(bool training);
   void backward_ops();
-  bool capturable(bool training) const;
-  std::string capture_key(const char* pass, const Tensor& input) const;
   void release_plan();  // the arena and everything planned with it go back to the backend
   // Lays out the arena (offsets only) for `input`; then the backend's plan of
   // each convolution, for its shapes and strides, and the workspace they need.

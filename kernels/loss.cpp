@@ -47,16 +47,16 @@ bool ignored(int32_t label, const LossSpec& s) { return s.ignore_label >= 0 && l
 
 void validate(const Tensor& logits, const int32_t* labels, const Tensor& dlogits, const LossSpec& s, int k) {
   expect_shape("loss", "dlogits", dlogits.shape, logits.shape);
+  if (logits.shape.c > kMaxLossChannels)
+    throw std::invalid_argument("loss: " + std::to_string(logits.shape.c) + " channels; at most " +
+                                std::to_string(kMaxLossChannels) + " are supported");
   if (!s.class_weights.empty() && static_cast<int>(s.class_weights.size()) != k)
     throw std::invalid_argument("loss: " + std::to_string(s.class_weights.size()) + " class weights for " +
                                 std::to_string(k) + " classes");
   const int64_t voxels = logits.shape.n * logits.shape.spatial();
   for (int64_t v = 0; v < voxels; ++v)
     if (!ignored(labels[v], s) && (labels[v] < 0 || labels[v] >= k))
-      throw std::invalid_argument("loss: label " + std::to_string(labels[v]) + " at voxel " + std::to_string(v) +
-                                  " is outside classes 0.." + std::to_string(k - 1) +
-                                  (s.ignore_label >= 0 ? " (ignore label " + std::to_string(s.ignore_label) + ")"
-                                                       : std::string()));
+      throw std::invalid_argument(bad_label_message(labels[v], v, k, s.ignore_label));
 }
 
 // Calls f(n, i) for every voxel of the batch in [b, e) (voxel v = n * plane + i).
@@ -71,34 +71,10 @@ void each_voxel(int64_t plane, int64_t b, int64_t e, F f) {
 
 }  // namespace
 
-LossTerms loss_terms(const std::vector<double>& sums, const LossSpec& s, int channels) {
-  if (channels > kMaxLossChannels)
-    throw std::invalid_argument("loss: " + std::to_string(channels) + " channels; at most " +
-                                std::to_string(kMaxLossChannels) + " are supported");
-  LossTerms t;
-  const bool sig = s.head == Head::sigmoid;
-  t.first = sig ? 0 : (s.include_background ? 0 : 1);
-  const int taken = channels - t.first;
-  const double W = sums[3 * channels + 1];
-  const double ce = W > 0 ? sums[3 * channels] / W : 0.0;
-  double region = 0;
-  for (int c = t.first; c < channels; ++c) {
-    const double tp = sums[3 * c], sp = sums[3 * c + 1], sg = sums[3 * c + 2];
-    const double a = s.alpha, bt = s.beta, sm = s.smooth;
-    // TI = (TP + s) / ((1 - a - b) TP + a SP + b SG + s)
-    const double num = tp + sm, den = (1 - a - bt) * tp + a * sp + bt * sg + sm;
-    const double ti = num / den;
-    const double miss = std::max(1.0 - ti, 1e-12);
-    region += std::pow(miss, double(s.gamma)) / taken;
-    const double dR_dti = -double(s.gamma) * std::pow(miss, double(s.gamma) - 1) / taken;
-    const double dti_dtp = (den - num * (1 - a - bt)) / (den * den), dti_dsp = -num * a / (den * den);
-    // The gradient is linear in A, B and ce_scale: the loss scale goes in here.
-    t.A[c] = static_cast<float>(s.grad_scale * s.region_weight * dR_dti * dti_dtp);
-    t.B[c] = static_cast<float>(s.grad_scale * s.region_weight * dR_dti * dti_dsp);
-  }
-  t.ce_scale = W > 0 ? static_cast<float>(double(s.grad_scale) * s.ce_weight / W) : 0.f;
-  t.loss = s.ce_weight * ce + s.region_weight * region;
-  return t;
+std::string bad_label_message(int32_t label, int64_t voxel, int classes, int32_t ignore_label) {
+  return "loss: label " + std::to_string(label) + " at voxel " + std::to_string(voxel) + " is outside classes 0.." +
+         std::to_string(classes - 1) +
+         (ignore_label >= 0 ? " (ignore label " + std::to_string(ignore_label) + ")" : std::string());
 }
 
 // Pass 1 writes the probabilities into dlogits and sums the batch's terms
@@ -129,7 +105,7 @@ double loss_forward_backward(const Tensor& logits, const int32_t* labels, const 
     });
   });
   if (reduce_sums) reduce_sums(sums);
-  const LossTerms t = loss_terms(sums, s, channels);
+  const LossTerms t = loss_terms(sums.data(), loss_scalars(s), channels, s.grad_scale);
 
 #pragma omp parallel for schedule(static)
   for (int64_t chunk = 0; chunk < voxels; chunk += kReduceChunk)

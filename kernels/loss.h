@@ -33,6 +33,7 @@
 
 #include "engine/tensor.h"
 #include "kernels/common.h"
+#include "kernels/step.h"
 
 namespace unet {
 
@@ -113,7 +114,49 @@ struct LossTerms {
   int first = 0;  // the first channel the region term takes
   float A[kMaxLossChannels] = {}, B[kMaxLossChannels] = {};
 };
-LossTerms loss_terms(const std::vector<double>& sums, const LossSpec& spec, int channels);
+
+// The scalars of a LossSpec, which kernels take by value.
+struct LossScalars {
+  bool sig = false, include_background = true;
+  float ce_weight = 1, region_weight = 0, alpha = 0.5f, beta = 0.5f, gamma = 1, smooth = 1;
+};
+inline LossScalars loss_scalars(const LossSpec& s) {
+  return {s.head == Head::sigmoid, s.include_background, s.ce_weight, s.region_weight, s.alpha, s.beta, s.gamma,
+          s.smooth};
+}
+
+// The loss and pass 2's coefficients from the batch's sums (channels <=
+// kMaxLossChannels); the gradient's coefficients carry grad_scale. On the host
+// for the CPU, on the device in the step that a CUDA Graph replays (step.h).
+UNET_HD LossTerms loss_terms(const double* sums, const LossScalars& s, int channels, float grad_scale) {
+  LossTerms t;
+  t.first = s.sig ? 0 : (s.include_background ? 0 : 1);
+  const int taken = channels - t.first;
+  const double W = sums[3 * channels + 1];
+  const double ce = W > 0 ? sums[3 * channels] / W : 0.0;
+  double region = 0;
+  for (int c = t.first; c < channels; ++c) {
+    const double tp = sums[3 * c], sp = sums[3 * c + 1], sg = sums[3 * c + 2];
+    const double a = s.alpha, bt = s.beta, sm = s.smooth;
+    // TI = (TP + s) / ((1 - a - b) TP + a SP + b SG + s)
+    const double num = tp + sm, den = (1 - a - bt) * tp + a * sp + bt * sg + sm;
+    const double ti = num / den;
+    const double miss = fmax(1.0 - ti, 1e-12);
+    region += pow(miss, double(s.gamma)) / taken;
+    const double dR_dti = -double(s.gamma) * pow(miss, double(s.gamma) - 1) / taken;
+    const double dti_dtp = (den - num * (1 - a - bt)) / (den * den), dti_dsp = -num * a / (den * den);
+    // The gradient is linear in A, B and ce_scale: the loss scale goes in here.
+    t.A[c] = static_cast<float>(grad_scale * s.region_weight * dR_dti * dti_dtp);
+    t.B[c] = static_cast<float>(grad_scale * s.region_weight * dR_dti * dti_dsp);
+  }
+  t.ce_scale = W > 0 ? static_cast<float>(double(grad_scale) * s.ce_weight / W) : 0.f;
+  t.loss = s.ce_weight * ce + s.region_weight * region;
+  return t;
+}
+
+// The error for a label outside the classes, from the CPU's check or the
+// device's record of it.
+std::string bad_label_message(int32_t label, int64_t voxel, int classes, int32_t ignore_label);
 
 // Pass 2: turns the voxel's probabilities into the gradient in place; wce is
 // ce_scale times the voxel's class weight.
@@ -135,13 +178,19 @@ UNET_HD void loss_voxel_grad(float* p, int64_t plane, int channels, bool sig, in
 
 #ifdef UNET_CUDA
 // The same on device pointers (labels too). `workspace` holds
-// loss_workspace_doubles(logits.shape) doubles. The batch sums come to the host
-// (one explicit copy and a wait on `stream`): the loss is a host value, and the
-// reducer sums them over the ranks there.
+// loss_workspace_doubles(logits.shape) doubles.
 int64_t loss_workspace_doubles(const Shape& logits);
+// The form a training step runs (step.h): the gradient scaled by
+// in->loss_scale, loss / in->accumulate added to out->loss, and a label outside
+// the classes recorded in out (the step is then not taken) rather than thrown:
+// nothing waits for the host, so that the step can be captured, unless
+// reduce_sums is given (data parallel: the sums go over the ranks on the host).
+void loss_step_cuda(const Tensor& logits, const int32_t* labels, const Tensor& dlogits, const LossSpec& spec,
+                    const StepInputs* in, StepOutputs* out, double* workspace, Stream stream,
+                    const LossSumsReducer& reduce_sums = nullptr);
+// loss_forward_backward's: the loss comes to the host (a wait on `stream`).
 double loss_forward_backward_cuda(const Tensor& logits, const int32_t* labels, const Tensor& dlogits,
-                                  const LossSpec& spec, double* workspace, Stream stream,
-                                  const LossSumsReducer& reduce_sums = nullptr);
+                                  const LossSpec& spec, double* workspace, Stream stream);
 #endif
 
 }  // namespace unet

@@ -14,8 +14,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "kernels/common.h"
+#include "kernels/step.h"
 
 namespace unet {
 
@@ -52,9 +55,16 @@ UNET_HD void adam_update(float& p, float g, float& m, float& v, float lr, float 
 // step is 1-based (the number of this update).
 void optimizer_step(float* params, const float* grads, float* m, float* v, int64_t count,
                     const OptimizerSpec& spec, float lr, int64_t step, float grad_scale);
+// The same with Adam's bias corrections given (adam_bias), as a training step has them.
+void optimizer_update(float* params, const float* grads, float* m, float* v, int64_t count,
+                      const OptimizerSpec& spec, float lr, float bias1, float bias2, float grad_scale);
 
-// Euclidean norm of the whole gradient, deterministic (see parallel.h).
+// The gradient's squared Euclidean norm, and the norm; deterministic (see parallel.h).
+double gradient_sumsq(const float* grads, int64_t count);
 double gradient_norm(const float* grads, int64_t count);
+
+// (offset, count) runs of the parameters a step trains (frozen ones left out).
+using ParamRanges = std::vector<std::pair<int64_t, int64_t>>;
 
 #ifdef UNET_CUDA
 // One fused kernel over device buffers; the same updates as optimizer_step.
@@ -65,15 +75,13 @@ void optimizer_step_cuda(float* params, const float* grads, float* m, float* v, 
 // kGradientNormBlocks + 1 doubles; the norm comes to the host (a copy and a wait).
 constexpr int kGradientNormBlocks = 256;
 double gradient_norm_cuda(const float* grads, int64_t count, double* workspace, Stream stream);
+// A training step's update on its scalars in device memory (step.h): the
+// squared norm of grads[0, count) and step_factor into out, then, unless the
+// factor is 0, the optimizer over each range with in's learning rate and bias
+// corrections. Nothing waits for the host. `workspace`: kGradientNormBlocks doubles.
+void step_update_cuda(float* params, const float* grads, float* m, float* v, int64_t count, const ParamRanges& ranges,
+                      const OptimizerSpec& spec, const StepInputs* in, StepOutputs* out, double* workspace,
+                      Stream stream);
 #endif
-
-// The factor that clips a gradient of norm `norm` to at most max_norm
-// (torch.nn.utils.clip_grad_norm_): min(1, max_norm / (norm + 1e-6)); 1 when
-// max_norm <= 0 (no clipping).
-inline float clip_scale(double norm, double max_norm) {
-  if (max_norm <= 0) return 1.f;
-  const double s = max_norm / (norm + 1e-6);
-  return s < 1 ? static_cast<float>(s) : 1.f;
-}
 
 }  // namespace unet

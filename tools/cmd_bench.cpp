@@ -10,13 +10,13 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "engine/checkpoint.h"
 #include "engine/loss_scaler.h"
-#include "kernels/loss.h"
-#include "kernels/optimizer.h"
+#include "engine/train_step.h"
 #include "tools/commands.h"
 #include "tools/device_options.h"
 #include "tools/model_options.h"
@@ -79,23 +79,19 @@ void add_bench_command(CLI::App& app) {
     const Tensor in = model.stage_input(x.data());
     const int32_t* label = model.stage_labels(labels.data());
     const int64_t n = model.parameter_count();
-    Backend::Memory m = be.allocate(n * int64_t(sizeof(float))), v = be.allocate(n * int64_t(sizeof(float)));
-    LossSpec loss = make_loss(LossKind::dice_ce, model.config().head);
-    // fp16: the trainer's initial loss scale, unscaled by the optimizer step, as in training.
-    if (parse_precision(o->device.precision) == Precision::fp16) loss.grad_scale = LossScaling{}.initial;
-    const OptimizerSpec adam;
-    int64_t step = 0;
+    // The trainer's step (Dice + CE, Adam), on this one staged batch: with
+    // CUDA Graphs on, one graph per step.
+    StepSettings settings;
+    settings.loss = make_loss(LossKind::dice_ce, model.config().head);
+    TrainStep step(model, settings);
+    // fp16: the trainer's initial loss scale, unscaled by the step, as in training.
+    const float loss_scale = parse_precision(o->device.precision) == Precision::fp16 ? LossScaling{}.initial : 1.f;
+    const StagedBatch batch{in, label};
+    int64_t steps = 0;
 
     const double infer_s = time_per_call(be, [&] { model.forward(in, false); }, o->steps, o->warmup);
     const double train_s = time_per_call(
-        be,
-        [&] {
-          model.zero_grads();
-          be.loss_forward_backward(model.forward(in, true, step), label, model.dlogits(), loss, nullptr);
-          model.backward(in);
-          be.optimizer_step(model.device_params(), model.device_grads(), static_cast<float*>(m.get()),
-                            static_cast<float*>(v.get()), n, adam, 1e-3f, ++step, 1.f / loss.grad_scale);
-        },
+        be, [&] { step.run(steps++, 1e-3f, loss_scale, [&] { return std::optional<StagedBatch>(batch); }); },
         o->steps, o->warmup);
 
     const double flops = model.train_step_flops(), tflops = flops / train_s / 1e12;

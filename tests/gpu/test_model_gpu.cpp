@@ -1,10 +1,11 @@
 // The whole U-Net on the GPU against the CPU, through the same call list: one
 // training step (loss, logits, every parameter's gradient, the running
 // statistics) for 2D and 3D nets with each norm, "valid" padding and dropout;
-// ten steps of SGD with momentum; CUDA Graph replays bit for bit equal to eager
-// launches; TF32; a batch
-// too large for the device; and the binary's train, predict and bench with
-// --gpus 1. Skips, saying so, where no GPU is present.
+// ten steps of SGD with momentum; whole steps replayed as CUDA Graphs bit for
+// bit equal to eager launches; a bad label reported after a step that changed
+// nothing; each precision; a batch too large for the device; and the binary's
+// train, predict and bench with --gpus 1. Skips, saying so, where no GPU is
+// present.
 //
 // Tolerances, relative to the largest magnitude of each compared tensor: FP32
 // 1e-3 (every convolution sums in another order than the CPU's GEMMs, and a
@@ -18,13 +19,16 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "engine/device_buffer.h"
 #include "engine/loss_scaler.h"
+#include "engine/train_step.h"
 #include "engine/unet_model.h"
 #include "io/png.h"
 #include "io/synthetic.h"
@@ -84,22 +88,27 @@ std::vector<Net> nets() {
   };
 }
 
-struct StepResult {
+struct Outcome {
   double loss = 0;
   std::vector<float> logits, grads, state;
 };
 
-StepResult train_step(UNet& m, const std::vector<float>& x, const std::vector<int32_t>& labels, const LossSpec& spec,
-                      uint64_t step) {
-  StepResult r;
-  m.zero_grads();
+// A step that leaves the parameters (SGD at learning rate 0), to compare what it computed.
+std::unique_ptr<TrainStep> frozen_step(UNet& m, const LossSpec& spec) {
+  StepSettings s;
+  s.loss = spec;
+  s.optimizer.kind = OptimizerKind::sgd;
+  return std::make_unique<TrainStep>(m, s);
+}
+
+Outcome train_step(UNet& m, TrainStep& step, const std::vector<float>& x, const std::vector<int32_t>& labels,
+                   float loss_scale, int64_t number, float lr = 0.f) {
+  Outcome r;
   const Tensor in = m.stage_input(x.data());
-  const int32_t* lab = m.stage_labels(labels.data());
-  const Tensor logits = m.forward(in, true, step);
-  r.loss = m.backend().loss_forward_backward(logits, lab, m.dlogits(), spec, nullptr);
+  const StagedBatch batch{in, m.stage_labels(labels.data())};
+  r.loss = step.run(number, lr, loss_scale, [&] { return std::optional<StagedBatch>(batch); })->loss;
   const Tensor host = m.logits_on_host();
   r.logits.assign(host.data, host.data + host.shape.count());
-  m.backward(in);
   m.copy_grads_to_host();
   m.copy_to_host();
   r.grads.assign(m.grads(), m.grads() + m.parameter_count());
@@ -134,11 +143,10 @@ void expect_step_matches(const Net& n, Precision precision, double tol) {
   const auto x = random_vector(n.input.count(), 3);
   const auto labels = labels_for(cpu.output_shape(), n.config.classes, 4);
   const LossSpec spec = make_loss(n.loss, n.config.head);
-  LossSpec scaled = spec;
-  scaled.grad_scale = loss_scale(precision);
-  const StepResult a = train_step(cpu, x, labels, spec, 7);
-  StepResult b = train_step(gpu, x, labels, scaled, 7);
-  for (float& g : b.grads) g /= scaled.grad_scale;
+  const float scale = loss_scale(precision);
+  const Outcome a = train_step(cpu, *frozen_step(cpu, spec), x, labels, 1.f, 6);
+  Outcome b = train_step(gpu, *frozen_step(gpu, spec), x, labels, scale, 6);
+  for (float& g : b.grads) g /= scale;
   EXPECT_NEAR(a.loss, b.loss, tol * std::fabs(a.loss)) << n.name;
   expect_close(a.logits, b.logits, 0, int64_t(a.logits.size()), tol, std::string(n.name) + " logits");
   for (const ParamInfo& p : cpu.param_table())
@@ -154,7 +162,7 @@ void expect_step_matches(const Net& n, Precision precision, double tol) {
     m->copy_grads_to_host();
     twice[i++].assign(m->grads(), m->grads() + m->parameter_count());
   }
-  for (float& g : twice[1]) g /= scaled.grad_scale;
+  for (float& g : twice[1]) g /= scale;
   for (const ParamInfo& p : cpu.param_table())
     expect_close(twice[0], twice[1], p.offset, p.count, tol, std::string(n.name) + " accumulated gradient of " + p.name);
   for (int64_t k = 0; k < cpu.parameter_count(); ++k)
@@ -189,35 +197,66 @@ TEST_F(GpuModel, TrainingStepMatchesCpuFp16) {
   for (const Net& n : nets()) expect_step_matches(n, Precision::fp16, 3e-2);
 }
 
-// Passes replayed as CUDA Graphs compute what the same ops launched one by one
-// do, bit for bit, over several steps (batches alternate between two staging
-// buffers, a graph each: steps 1 and 2 run eagerly, 3 and 4 capture, 5 and 6
-// replay); two models agreeing exactly is also the proof
-// that a GPU step repeats (deterministic algorithms, fixed-order reductions).
-TEST_F(GpuModel, CapturedPassesMatchEagerOnes) {
+// Training steps replayed as CUDA Graphs (one per step) and inference passes
+// (one per pass) compute what the same ops launched one by one do, bit for bit,
+// over several steps (batches alternate between two staging buffers, a graph
+// each: steps 1 and 2 run eagerly, 3 and 4 capture, 5 and 6 replay); two
+// models agreeing exactly is also the proof that a GPU step repeats
+// (deterministic algorithms, fixed-order reductions).
+TEST_F(GpuModel, CapturedStepsMatchEagerOnes) {
   for (const Net& n : nets()) {
-    if (n.config.dropout > 0.f) continue;  // dropout passes are not captured
+    if (n.config.dropout > 0.f) continue;  // dropout's masks follow the step: not captured
     UNet graphs(n.config), eager(n.config);
     graphs.to(cuda_backend(0, Precision::fp32, true));
     eager.to(cuda_backend(0, Precision::fp32, false));
-    const LossSpec spec = make_loss(n.loss, n.config.head);
+    StepSettings settings;
+    settings.loss = make_loss(n.loss, n.config.head);
+    settings.clip_norm = 0.5;
+    TrainStep graph_step(graphs, settings), eager_step(eager, settings);
+    ASSERT_TRUE(graph_step.whole()) << n.name;
     for (int plan = 0; plan < 2; ++plan) {  // planning again drops the graphs: they are captured anew
       graphs.plan(n.input);
       eager.plan(n.input);
-      for (uint64_t step = 1; step <= 6; ++step) {
+      for (int64_t step = 0; step < 6; ++step) {
         const auto x = random_vector(n.input.count(), 40 + step);
         const auto labels = labels_for(graphs.output_shape(), n.config.classes, 50 + step);
-        const StepResult a = train_step(graphs, x, labels, spec, step), b = train_step(eager, x, labels, spec, step);
         const std::string at = std::string(n.name) + " plan " + std::to_string(plan) + " step " + std::to_string(step);
-        EXPECT_EQ(a.loss, b.loss) << at;
-        EXPECT_EQ(a.logits, b.logits) << at;
-        EXPECT_EQ(a.grads, b.grads) << at;
-        EXPECT_EQ(a.state, b.state) << at << " (running statistics)";
+        // A learning rate and a loss scale that change from step to step: the graph reads them.
+        double loss[2];
+        int i = 0;
+        for (auto [m, ts] : {std::pair{&graphs, &graph_step}, std::pair{&eager, &eager_step}}) {
+          const Tensor in = m->stage_input(x.data());
+          const StagedBatch batch{in, m->stage_labels(labels.data())};
+          const auto r = ts->run(plan * 6 + step, 1e-3f * float(step + 1), float(1 << step),
+                                 [&] { return std::optional<StagedBatch>(batch); });
+          ASSERT_TRUE(r && r->taken) << at;
+          loss[i++] = r->loss;
+        }
+        EXPECT_EQ(loss[0], loss[1]) << at;
+        const Tensor la = graphs.logits_on_host();
+        const std::vector<float> logits(la.data, la.data + la.shape.count());
+        const Tensor lb = eager.logits_on_host();
+        EXPECT_EQ(logits, std::vector<float>(lb.data, lb.data + lb.shape.count())) << at;
+        graphs.copy_to_host();
+        eager.copy_to_host();
+        EXPECT_TRUE(std::equal(graphs.params(), graphs.params() + graphs.parameter_count(), eager.params())) << at;
+        EXPECT_EQ(graphs.state(), eager.state()) << at << " (running statistics)";
+      }
+      for (int k = 0; k < 4; ++k) {  // inference: per staging buffer, eager, then captured
+        const auto x = random_vector(n.input.count(), 60 + k);
+        std::vector<float> logits[2];
+        int i = 0;
+        for (UNet* m : {&graphs, &eager}) {
+          m->forward(m->stage_input(x.data()), false);
+          const Tensor t = m->logits_on_host();
+          logits[i++].assign(t.data, t.data + t.shape.count());
+        }
+        EXPECT_EQ(logits[0], logits[1]) << n.name << " inference " << k;
       }
     }
-    // Per plan, pass (forward, backward) and staging buffer: one eager run, one
-    // capture launched, one replay.
-    EXPECT_EQ(graphs.backend().graph_replays(), 2 * 2 * (2 + 2)) << n.name << ": passes replayed";
+    // Per plan: per staging buffer, a step captured then replayed (2 x 2), and
+    // an inference pass captured (2).
+    EXPECT_EQ(graphs.backend().graph_replays(), 2 * (4 + 2)) << n.name << ": graphs launched";
     EXPECT_EQ(eager.backend().graph_replays(), 0) << n.name;
   }
 }
@@ -228,29 +267,17 @@ void expect_ten_sgd_steps_match(Precision precision, double tol) {
   gpu.to(cuda_backend(0, precision));
   cpu.plan(n.input);
   gpu.plan(n.input);
-  LossSpec spec = make_loss(n.loss, n.config.head);
-  OptimizerSpec sgd;
-  sgd.kind = OptimizerKind::sgd;
-  const int64_t count = cpu.parameter_count(), bytes = count * int64_t(sizeof(float));
-  std::vector<Backend::Memory> moments;
-  for (UNet* m : {&cpu, &gpu}) moments.push_back(m->backend().allocate(bytes));
-  for (int step = 1; step <= 10; ++step) {
+  StepSettings settings;
+  settings.loss = make_loss(n.loss, n.config.head);
+  settings.optimizer.kind = OptimizerKind::sgd;
+  TrainStep cpu_step(cpu, settings), gpu_step(gpu, settings);
+  const int64_t count = cpu.parameter_count();
+  for (int step = 0; step < 10; ++step) {
     const auto x = random_vector(n.input.count(), 100 + step);
     const auto labels = labels_for(cpu.output_shape(), n.config.classes, 200 + step);
-    double loss[2];
-    int i = 0;
-    for (UNet* m : {&cpu, &gpu}) {
-      spec.grad_scale = m == &gpu ? loss_scale(precision) : 1.f;
-      m->zero_grads();
-      const Tensor in = m->stage_input(x.data());
-      loss[i] = m->backend().loss_forward_backward(m->forward(in, true, step), m->stage_labels(labels.data()),
-                                                   m->dlogits(), spec, nullptr);
-      m->backward(in);
-      m->backend().optimizer_step(m->device_params(), m->device_grads(), static_cast<float*>(moments[i].get()),
-                                  nullptr, count, sgd, 1e-2f, step, 1.f / spec.grad_scale);
-      ++i;
-    }
-    EXPECT_NEAR(loss[0], loss[1], tol * std::fabs(loss[0])) << dtype_name(storage_type(precision)) << " step " << step;
+    const Outcome a = train_step(cpu, cpu_step, x, labels, 1.f, step, 1e-2f);
+    const Outcome b = train_step(gpu, gpu_step, x, labels, loss_scale(precision), step, 1e-2f);
+    EXPECT_NEAR(a.loss, b.loss, tol * std::fabs(a.loss)) << dtype_name(storage_type(precision)) << " step " << step;
   }
   gpu.copy_to_host();
   const std::vector<float> a(cpu.params(), cpu.params() + count), b(gpu.params(), gpu.params() + count);
@@ -261,6 +288,31 @@ void expect_ten_sgd_steps_match(Precision precision, double tol) {
 TEST_F(GpuModel, TenSgdStepsMatchCpu) { expect_ten_sgd_steps_match(Precision::fp32, 1e-3); }
 TEST_F(GpuModel, TenSgdStepsMatchCpuBf16) { expect_ten_sgd_steps_match(Precision::bf16, 5e-2); }
 TEST_F(GpuModel, TenSgdStepsMatchCpuFp16) { expect_ten_sgd_steps_match(Precision::fp16, 1e-2); }
+
+// The device records the label (nothing waits for the host in a step); the
+// step then is not taken, and the host reports it as the CPU does.
+TEST_F(GpuModel, ALabelOutsideTheClassesChangesNothingAndIsReported) {
+  const Net n = nets()[0];
+  UNet gpu(n.config);
+  gpu.to(cuda_backend(0, Precision::fp32));
+  gpu.plan(n.input);
+  StepSettings settings;
+  settings.loss = make_loss(n.loss, n.config.head);
+  TrainStep step(gpu, settings);
+  const auto x = random_vector(n.input.count(), 1);
+  auto labels = labels_for(gpu.output_shape(), n.config.classes, 2);
+  labels[123] = 9;
+  gpu.copy_to_host();
+  const std::vector<float> before(gpu.params(), gpu.params() + gpu.parameter_count());
+  try {
+    train_step(gpu, step, x, labels, 1.f, 0, 1e-2f);
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("label 9 at voxel 123 is outside classes 0..2"));
+  }
+  gpu.copy_to_host();
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), gpu.params()));
+}
 
 TEST_F(GpuModel, BatchTooLargeNamesTheBatchThatFits) {
   UNetConfig c = net(2, 4, NormChoice::batch, 2, Padding::same, 0.f, Activation::relu);
