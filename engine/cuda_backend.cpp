@@ -163,7 +163,7 @@ class CudaBackend final : public Backend {
 
   int64_t upconv_workspace_bytes(const Shape& in, int64_t out_channels) const override {
     return aligned(upconv_workspace_floats_cuda(in, out_channels) * int64_t(sizeof(float))) +
-           half_bytes(in.c * out_channels * (in.dims == 3 ? 8 : 4));
+           half_bytes(upconv_weight_count(in.dims, in.c, out_channels));
   }
   void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace) override {
     upconv_forward_cuda(cublas_, x, upconv_weights(x.shape, y.shape.c, w, workspace), bias, y,
@@ -309,7 +309,7 @@ class CudaBackend final : public Backend {
   const void* upconv_weights(const Shape& in, int64_t co, const float* w, void* workspace) {
     if (type_ == DType::f32) return w;
     char* copy = static_cast<char*>(workspace) + aligned(upconv_workspace_floats_cuda(in, co) * int64_t(sizeof(float)));
-    convert_cuda(w, DType::f32, copy, type_, in.c * co * (in.dims == 3 ? 8 : 4), GradMode::overwrite, stream_);
+    convert_cuda(w, DType::f32, copy, type_, upconv_weight_count(in.dims, in.c, co), GradMode::overwrite, stream_);
     return copy;
   }
   static void no_sync_batchnorm(const NormSumsReducer& reduce) {

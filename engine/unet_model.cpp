@@ -125,7 +125,7 @@ UNet::UNet(const UNetConfig& config) : backend_(cpu_backend()), config_(config) 
     std::vector<int64_t> wshape{ci, co};
     for (int d = 0; d < config_.dims; ++d) wshape.push_back(2);
     const int64_t w_off = table_.back().offset + table_.back().count;
-    table_.push_back({"up" + std::to_string(l) + ".weight", w_off, ci * co * (config_.dims == 3 ? 8 : 4), wshape});
+    table_.push_back({"up" + std::to_string(l) + ".weight", w_off, upconv_weight_count(config_.dims, ci, co), wshape});
     table_.push_back({"up" + std::to_string(l) + ".bias", table_.back().offset + table_.back().count, co, {co}});
     L.up_w = table_[table_.size() - 2].offset;
     L.up_b = table_.back().offset;
@@ -635,7 +635,7 @@ std::vector<LayerInfo> UNet::summary() const {
     const Slot& prev = l + 1 < config_.depth ? levels_[l + 1].dec.out() : bottleneck_.out();
     const int64_t f = config_.filters(l);
     rows.push_back({"up" + std::to_string(l), "up-conv 2x2", L.cat.channels(f, f).shape,
-                    prev.shape.c * f * (config_.dims == 3 ? 8 : 4) + f, double(upconv_macs(prev.shape, f))});
+                    upconv_weight_count(config_.dims, prev.shape.c, f) + f, double(upconv_macs(prev.shape, f))});
     rows.push_back({"cat" + std::to_string(l), L.enc_out.offset == L.cat.offset ? "concat (zero-copy)" : "crop+concat",
                     L.cat.shape, 0, 0});
     for (const ConvLayer& C : L.dec.convs) conv_row(C);

@@ -22,6 +22,10 @@ namespace unet {
 Shape upconv_output_shape(const Shape& in, int64_t out_channels);
 int64_t upconv_workspace_floats(const Shape& in, int64_t out_channels);
 int64_t upconv_macs(const Shape& in, int64_t out_channels);  // forward; backward is twice this
+// Weights of a 2x2 (2D) or 2x2x2 (3D) up-convolution, stride 2.
+inline int64_t upconv_weight_count(int dims, int64_t in_channels, int64_t out_channels) {
+  return in_channels * out_channels * (dims == 3 ? 8 : 4);
+}
 
 void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, float* workspace);
 void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
