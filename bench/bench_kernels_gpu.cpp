@@ -5,6 +5,7 @@
 // (manual time). Without a GPU every benchmark says so and skips.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "bench/counters.h"
@@ -162,6 +163,81 @@ void BM_GpuConv(benchmark::State& state) {
   UNET_CUDNN_CHECK(cudnnDestroy(handle));
 }
 BENCHMARK(BM_GpuConv)->ArgNames({"dims", "tf32", "backward"})->ArgsProduct({{2, 3}, {0, 1}, {0, 1}})->UseManualTime();
+
+// Channels-last or not, for the rule (channels-last where benchmarks
+// show it wins): the two layers above in bf16 (fp32 accumulation) with the
+// tensors in cuDNN's NCHW (the engine's layout) or NHWC (channels-last), each
+// pass on the fastest deterministic algorithm cuDNN's timed search finds for
+// that layout. range(1): NHWC; range(2): backward (data and filter).
+void BM_GpuConvLayoutBf16(benchmark::State& state) {
+  if (cuda_device_count() == 0) return state.SkipWithError("no CUDA GPU on this machine");
+  const bool three_d = state.range(0) == 3, nhwc = state.range(1) == 1, backward = state.range(2) == 1;
+  const Shape in = three_d ? shape3d(2, 32, 64, 128, 128) : shape2d(8, 64, 512, 512);
+  const int nd = in.dims;
+  const cudnnTensorFormat_t format = nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+  std::vector<int> dims{int(in.n), int(in.c)}, filter{int(in.c), int(in.c)}, pad(nd, 1), one(nd, 1);
+  if (three_d) dims.push_back(int(in.d));
+  dims.push_back(int(in.h)), dims.push_back(int(in.w));
+  for (int i = 0; i < nd; ++i) filter.push_back(3);
+  cudnnHandle_t handle;
+  cudnnTensorDescriptor_t x;  // x, y, dx and dy alike ("same" padding, Ci = Co)
+  cudnnFilterDescriptor_t w;
+  cudnnConvolutionDescriptor_t conv;
+  UNET_CUDNN_CHECK(cudnnCreate(&handle));
+  UNET_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
+  UNET_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w));
+  UNET_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
+  UNET_CUDNN_CHECK(cudnnSetTensorNdDescriptorEx(x, format, CUDNN_DATA_BFLOAT16, nd + 2, dims.data()));
+  UNET_CUDNN_CHECK(cudnnSetFilterNdDescriptor(w, CUDNN_DATA_BFLOAT16, format, nd + 2, filter.data()));
+  UNET_CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(conv, nd, pad.data(), one.data(), one.data(),
+                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  UNET_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, CUDNN_DEFAULT_MATH));
+  {
+    const int64_t weights = int64_t(in.c) * in.c * (three_d ? 27 : 9);
+    DeviceBuffer<uint16_t> a(static_cast<size_t>(in.count())), b(static_cast<size_t>(in.count())),
+        k(static_cast<size_t>(weights)), dk(static_cast<size_t>(weights));
+    a.zero(nullptr), b.zero(nullptr), k.zero(nullptr), dk.zero(nullptr);
+    // The search's list is fastest first: the first deterministic success.
+    auto first = [](const auto* perf, int n) {
+      for (int i = 0; i < n; ++i)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].determinism == CUDNN_DETERMINISTIC) return i;
+      throw CudaError("cuDNN offers no deterministic algorithm for this layout");
+    };
+    int n = 0;
+    cudnnConvolutionFwdAlgoPerf_t fwd[16];
+    cudnnConvolutionBwdDataAlgoPerf_t data[16];
+    cudnnConvolutionBwdFilterAlgoPerf_t filt[16];
+    UNET_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(handle, x, w, conv, x, 16, &n, fwd));
+    const auto f = fwd[first(fwd, n)];
+    UNET_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(handle, w, x, conv, x, 16, &n, data));
+    const auto d = data[first(data, n)];
+    UNET_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(handle, x, x, conv, w, 16, &n, filt));
+    const auto g = filt[first(filt, n)];
+    const size_t bytes = std::max({f.memory, d.memory, g.memory});
+    DeviceBuffer<uint8_t> ws(std::max<size_t>(bytes, 1));
+    const float alpha = 1.f, beta = 0.f;
+    if (time_launches(state, [&] {
+          if (backward) {
+            UNET_CUDNN_CHECK(cudnnConvolutionBackwardData(handle, &alpha, w, k.data(), x, b.data(), conv, d.algo,
+                                                          ws.data(), bytes, &beta, x, a.data()));
+            UNET_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle, &alpha, x, a.data(), x, b.data(), conv, g.algo,
+                                                            ws.data(), bytes, &beta, w, dk.data()));
+          } else {
+            UNET_CUDNN_CHECK(cudnnConvolutionForward(handle, &alpha, x, a.data(), w, k.data(), conv, f.algo, ws.data(),
+                                                     bytes, &beta, x, b.data()));
+          }
+        }))
+      bench::report_flops(state, (backward ? 4.0 : 2.0) * double(conv_macs(in, in.c, ConvSpec{3, Padding::same})));
+  }
+  cudnnDestroyConvolutionDescriptor(conv);
+  cudnnDestroyFilterDescriptor(w);
+  cudnnDestroyTensorDescriptor(x);
+  cudnnDestroy(handle);
+}
+BENCHMARK(BM_GpuConvLayoutBf16)
+    ->ArgNames({"dims", "nhwc", "backward"})
+    ->ArgsProduct({{2, 3}, {0, 1}, {0, 1}})
+    ->UseManualTime();
 
 void BM_GpuBatchNormForward(benchmark::State& state) {
   if (cuda_device_count() == 0) return state.SkipWithError("no CUDA GPU on this machine");
