@@ -266,12 +266,18 @@ class CudaBackend final : public Backend {
     if (failure.empty() && err != cudaSuccess) failure = cudaGetErrorString(err);
     if (!failure.empty()) {
       cudaGetLastError();  // capture errors are not sticky: clear them
-      // Run it eagerly: an error of the pass itself throws from here, and
-      // graphs stay on; only a pass that runs but cannot be captured turns them off.
-      ops();
+      // Run it eagerly, graphs off (the passes inside it would try their own
+      // captures); an error of the ops themselves throws from here, and then
+      // graphs go back on: only ops that run but cannot be captured turn them off.
+      graphs_ = false;
+      try {
+        ops();
+      } catch (...) {
+        graphs_ = true;
+        throw;
+      }
       std::fprintf(stderr, "unet: CUDA Graph capture failed (%s); running the passes without graphs\n",
                    failure.c_str());
-      graphs_ = false;
       return;
     }
     graphs_cache_[key] = exec;

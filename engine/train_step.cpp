@@ -64,7 +64,8 @@ std::optional<StepResult> TrainStep::run(int64_t step, float lr, float loss_scal
     const std::optional<StagedBatch> batch = next();
     if (!batch) return std::nullopt;
     // Keyed on this step's buffers and the batch's: one graph per staging buffer.
-    const std::string key = "step " + std::to_string(reinterpret_cast<uintptr_t>(scalars_.get()));
+    const std::string key = "step " + std::to_string(reinterpret_cast<uintptr_t>(scalars_.get())) + " labels " +
+                            std::to_string(reinterpret_cast<uintptr_t>(batch->labels));
     be.run_captured(model_.capture_key(key, batch->input), [&] {
       model_.zero_grads();
       pass(*batch, step, true);

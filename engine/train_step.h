@@ -40,7 +40,7 @@ struct StagedBatch {
 struct StepResult {
   double loss = 0;       // the mean of the batches' losses
   double grad_norm = 0;  // of the mean gradient, unscaled, before clipping
-  bool taken = false;    // false: the loss or the gradient was not finite, nothing changed
+  bool taken = false;    // false: the loss or the gradient was not finite; parameters and moments kept
 };
 
 class TrainStep {
@@ -61,8 +61,10 @@ class TrainStep {
   // The step after `step` steps (Adam's bias correction and dropout's masks
   // follow it) over settings.accumulate batches from next(), called once per
   // batch as the step goes. nullopt when next() ran out first: the step was
-  // left, nothing changed. Throws std::invalid_argument for a label outside the
-  // classes (bad_label_message), before any parameter changed.
+  // left, the parameters and moments kept. Throws std::invalid_argument for a
+  // label outside the classes (bad_label_message), the parameters and moments
+  // kept. Batch norm's running statistics follow the forward passes that ran,
+  // as in PyTorch.
   using NextBatch = std::function<std::optional<StagedBatch>()>;
   std::optional<StepResult> run(int64_t step, float lr, float loss_scale, const NextBatch& next);
 

@@ -1,8 +1,9 @@
 // The training step on its scalars in the backend's memory (TrainStep,
 // kernels/step.h): bit for bit what the ops called one by one with host
 // scalars compute (loss, gradient accumulation, clipping, loss scaling, frozen
-// parameters, Adam); nothing changes when the loss is not finite, a label is
-// out of range or the epoch runs out; and when it is one CUDA Graph. The same
+// parameters, Adam); the parameters and moments stay when the gradient is not
+// finite, a label is out of range or the epoch runs out; and when the step is
+// one CUDA Graph. The same
 // run on a GPU is test_model_gpu's.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -128,7 +129,7 @@ TEST(TrainStep, MatchesTheOpsOneByOne) {
 
 // A NaN in the input: ReLU turns it into zeros in the forward pass, but the
 // gradient is not finite.
-TEST(TrainStep, ChangesNothingWhenTheGradientIsNotFinite) {
+TEST(TrainStep, KeepsTheParametersWhenTheGradientIsNotFinite) {
   UNet model(small());
   model.plan(kInput);
   StepSettings s;
@@ -146,7 +147,7 @@ TEST(TrainStep, ChangesNothingWhenTheGradientIsNotFinite) {
   for (int64_t i = 0; i < model.parameter_count(); ++i) ASSERT_EQ(step.m()[i], 0.f) << "moment " << i;
 }
 
-TEST(TrainStep, ALabelOutsideTheClassesThrowsBeforeAnyChange) {
+TEST(TrainStep, ALabelOutsideTheClassesThrowsAndKeepsTheParameters) {
   UNet model(small());
   model.plan(kInput);
   StepSettings s;

@@ -27,7 +27,7 @@ namespace {
 struct BenchCli {
   ModelOptions model;
   DeviceOptions device;
-  int steps = 5, warmup = 1;
+  int steps = 5, warmup = 2;
   double peak_tflops = 0;
   std::string save_weights;
 };
@@ -56,7 +56,7 @@ void add_bench_command(CLI::App& app) {
   add_model_options(*cmd, o->model);
   add_device_options(*cmd, o->device);
   cmd->add_option("--steps", o->steps, "Timed steps")->capture_default_str();
-  cmd->add_option("--warmup", o->warmup, "Untimed steps first")->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "Untimed steps first (with CUDA Graphs the first runs eagerly, the second captures)")->capture_default_str();
   cmd->add_option("--peak-tflops", o->peak_tflops,
                   "The device's peak TFLOP/s at the chosen precision, for the model FLOP utilization");
   cmd->add_option("--save-weights", o->save_weights,

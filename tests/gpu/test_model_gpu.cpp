@@ -2,10 +2,10 @@
 // training step (loss, logits, every parameter's gradient, the running
 // statistics) for 2D and 3D nets with each norm, "valid" padding and dropout;
 // ten steps of SGD with momentum; whole steps replayed as CUDA Graphs bit for
-// bit equal to eager launches; a bad label reported after a step that changed
-// nothing; each precision; a batch too large for the device; and the binary's
-// train, predict and bench with --gpus 1. Skips, saying so, where no GPU is
-// present.
+// bit equal to eager launches; a bad label reported after a step that kept
+// the parameters; each precision; a batch too large for the device; and the
+// binary's train, predict and bench with --gpus 1. Skips, saying so, where no
+// GPU is present.
 //
 // Tolerances, relative to the largest magnitude of each compared tensor: FP32
 // 1e-3 (every convolution sums in another order than the CPU's GEMMs, and a
@@ -291,7 +291,7 @@ TEST_F(GpuModel, TenSgdStepsMatchCpuFp16) { expect_ten_sgd_steps_match(Precision
 
 // The device records the label (nothing waits for the host in a step); the
 // step then is not taken, and the host reports it as the CPU does.
-TEST_F(GpuModel, ALabelOutsideTheClassesChangesNothingAndIsReported) {
+TEST_F(GpuModel, ALabelOutsideTheClassesKeepsTheParametersAndIsReported) {
   const Net n = nets()[0];
   UNet gpu(n.config);
   gpu.to(cuda_backend(0, Precision::fp32));
