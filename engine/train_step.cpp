@@ -37,6 +37,13 @@ bool TrainStep::whole() const {
   return s_.accumulate == 1 && !s_.reducer && !s_.reduce_sums && model_.capturable(true);
 }
 
+std::optional<StagedBatch> TrainStep::take(const NextBatch& next) {
+  if (!ahead_) return next();
+  std::optional<StagedBatch> batch = ahead_;
+  ahead_.reset();
+  return batch;
+}
+
 void TrainStep::pass(const StagedBatch& batch, int64_t step, bool last) {
   const Tensor logits = model_.forward(batch.input, true, static_cast<uint64_t>(step));
   model_.backend().step_loss(logits, batch.labels, model_.dlogits(), s_.loss, s_.reduce_sums, in(), out());
@@ -50,7 +57,8 @@ void TrainStep::update() {
                                s_.ranges, s_.optimizer, in(), out());
 }
 
-std::optional<StepResult> TrainStep::run(int64_t step, float lr, float loss_scale, const NextBatch& next) {
+std::optional<StepResult> TrainStep::run(int64_t step, float lr, float loss_scale, const NextBatch& next,
+                                         bool prefetch) {
   Backend& be = model_.backend();
   StepScalars host;
   host.in.lr = lr;
@@ -61,7 +69,7 @@ std::optional<StepResult> TrainStep::run(int64_t step, float lr, float loss_scal
   host.in.accumulate = s_.accumulate;
   be.upload(scalars_.get(), &host, sizeof host);
   if (whole()) {
-    const std::optional<StagedBatch> batch = next();
+    const std::optional<StagedBatch> batch = take(next);
     if (!batch) return std::nullopt;
     // Keyed on this step's buffers and the batch's: one graph per staging buffer.
     const std::string key = "step " + std::to_string(reinterpret_cast<uintptr_t>(scalars_.get())) + " labels " +
@@ -74,7 +82,7 @@ std::optional<StepResult> TrainStep::run(int64_t step, float lr, float loss_scal
   } else {
     model_.zero_grads();
     for (int a = 0; a < s_.accumulate; ++a) {
-      const std::optional<StagedBatch> batch = next();
+      const std::optional<StagedBatch> batch = a == 0 ? take(next) : next();
       if (!batch) {
         be.synchronize();  // the batches staged so far may go back
         return std::nullopt;
@@ -83,6 +91,7 @@ std::optional<StepResult> TrainStep::run(int64_t step, float lr, float loss_scal
     }
     update();
   }
+  if (prefetch) ahead_ = next();
   be.download(&host.out, out(), sizeof host.out);
   if (host.out.first_bad != kNoBadLabel)
     throw std::invalid_argument(bad_label_message(host.out.bad_label, static_cast<int64_t>(host.out.first_bad),

@@ -60,23 +60,29 @@ class TrainStep {
 
   // The step after `step` steps (Adam's bias correction and dropout's masks
   // follow it) over settings.accumulate batches from next(), called once per
-  // batch as the step goes. nullopt when next() ran out first: the step was
+  // batch as the step goes. prefetch: once the step is queued, next() also
+  // gives the next step's first batch, whose copy then runs beside this step
+  // (the caller stages nothing else before the next run(): validation would
+  // overwrite it). nullopt when next() ran out first: the step was
   // left, the parameters and moments kept. Throws std::invalid_argument for a
   // label outside the classes (bad_label_message), the parameters and moments
   // kept. Batch norm's running statistics follow the forward passes that ran,
   // as in PyTorch.
   using NextBatch = std::function<std::optional<StagedBatch>()>;
-  std::optional<StepResult> run(int64_t step, float lr, float loss_scale, const NextBatch& next);
+  std::optional<StepResult> run(int64_t step, float lr, float loss_scale, const NextBatch& next,
+                                bool prefetch = false);
 
  private:
   StepInputs* in() { return reinterpret_cast<StepInputs*>(scalars_.get()); }
   StepOutputs* out();
+  std::optional<StagedBatch> take(const NextBatch& next);  // the batch fetched ahead, else next()'s
   void pass(const StagedBatch& batch, int64_t step, bool last);
   void update();
 
   UNet& model_;
   StepSettings s_;
   Backend::Memory m_, v_, scalars_;  // scalars_: StepInputs, then StepOutputs
+  std::optional<StagedBatch> ahead_;  // staged by the last run(prefetch)
 };
 
 }  // namespace unet

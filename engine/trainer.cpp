@@ -215,6 +215,16 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
 
   TrainResult result;
   Loader loader(data.batch, data.make_sample, opt.workers, opt.prefetch, be.is_cuda());
+  // A batch goes back to the loader once its copy is done, before the next
+  // one comes (the loader's rule).
+  const Batch* held = nullptr;
+  auto next = [&]() -> std::optional<StagedBatch> {
+    if (held) be.wait_staged(), loader.release(held), held = nullptr;
+    held = loader.next();
+    if (!held) return std::nullopt;
+    const Tensor input = model.stage_input(held->image);
+    return StagedBatch{input, model.stage_labels(held->label)};
+  };
   const double started = now();
   const int64_t first_step = state.step;
   double last_print = 0;
@@ -232,20 +242,14 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
     loader.start_epoch(epoch, mine);
     bool epoch_done = false;
     while (!epoch_done && state.step < total) {
-      // A batch goes back to the loader once its copy is done: before the
-      // next one comes (the loader's rule), or once the step has returned.
-      const Batch* held = nullptr;
-      auto next = [&]() -> std::optional<StagedBatch> {
-        if (held) be.wait_staged(), loader.release(held), held = nullptr;
-        held = loader.next();
-        if (!held) return std::nullopt;
-        const Tensor input = model.stage_input(held->image);
-        return StagedBatch{input, model.stage_labels(held->label)};
-      };
       const float loss_scale = scaler.scale();
       const float lr = static_cast<float>(learning_rate(schedule, state.step));
-      const std::optional<StepResult> r = step.run(state.step, lr, loss_scale, next);
-      if (held) loader.release(held);
+      // The next step's first batch is staged while this step runs, unless
+      // validation (which stages its own) or nothing follows.
+      const bool validating =
+          !data.validation.empty() && ((state.step + 1) % val_every == 0 || state.step + 1 == total);
+      const bool prefetch = !validating && state.step + 1 < total;
+      const std::optional<StepResult> r = step.run(state.step, lr, loss_scale, next, prefetch);
       if (!r) {
         epoch_done = true;
         break;
@@ -330,6 +334,7 @@ TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, c
     }
     if (result.status != TrainResult::Status::finished) break;
   }
+  if (held) be.wait_staged(), loader.release(held);  // a batch fetched ahead for a step not run
   if (opt.progress_bar && lead) std::printf("\n");
   if (world > 1) comm->barrier();  // rank 0's checkpoint is whole before any rank reports
   result.steps = state.step;

@@ -180,6 +180,32 @@ TEST(TrainStep, LeavesAStepTheEpochRunsOutOf) {
   EXPECT_EQ(params_of(model), before);
 }
 
+// The next step's first batch staged while a step runs: on a backend with
+// separate memory (every batch copied into the two staging buffers in turn, as
+// on a GPU) the same steps as fetching each batch when its step starts.
+TEST(TrainStep, FetchingAheadTrainsAsFetchingInTurn) {
+  std::vector<float> params[2];
+  for (int ahead = 0; ahead < 2; ++ahead) {
+    UNet model(small());
+    model.to(cpu_backend(0, true));
+    model.plan(kInput);
+    StepSettings s;
+    s.loss = make_loss(LossKind::dice_ce, Head::softmax);
+    s.accumulate = 2;
+    TrainStep step(model, s);
+    std::vector<Data> data;
+    for (uint64_t k = 0; k < 6; ++k) data.push_back(batch(model, 30 + k));
+    size_t used = 0;
+    const TrainStep::NextBatch next = batches(model, data, used);
+    for (int64_t k = 0; k < 3; ++k) {
+      ASSERT_TRUE(step.run(k, 1e-2f, 1.f, next, ahead == 1 && k < 2).has_value());
+      EXPECT_EQ(used, size_t(2 * k + 2 + (ahead == 1 && k < 2 ? 1 : 0))) << "batches fetched after step " << k;
+    }
+    params[ahead] = params_of(model);
+  }
+  EXPECT_EQ(params[0], params[1]);
+}
+
 // One graph per step where nothing in it calls the host or changes from step
 // to step (its inputs aside).
 TEST(TrainStep, IsOneGraphWhereNothingInItCallsTheHost) {
