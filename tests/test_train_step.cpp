@@ -39,6 +39,13 @@ UNetConfig small(float dropout = 0.f) {
 
 const Shape kInput = shape2d(2, 2, 16, 16);
 
+StepSettings dice_ce(int accumulate = 1) {
+  StepSettings s;
+  s.loss = make_loss(LossKind::dice_ce, Head::softmax);
+  s.accumulate = accumulate;
+  return s;
+}
+
 struct Data {
   std::vector<float> x;
   std::vector<int32_t> labels;
@@ -92,10 +99,8 @@ TEST(TrainStep, MatchesTheOpsOneByOne) {
   a.plan(kInput);
   b.plan(kInput);
   const int64_t n = a.parameter_count(), frozen = a.param_table()[0].count;
-  StepSettings s;
-  s.loss = make_loss(LossKind::dice_ce, Head::softmax);
+  StepSettings s = dice_ce(2);
   s.clip_norm = 0.05;
-  s.accumulate = 2;
   s.ranges = {{frozen, n - frozen}};
   TrainStep step(a, s);
   const float scale = 8, lr = 1e-2f;
@@ -132,9 +137,7 @@ TEST(TrainStep, MatchesTheOpsOneByOne) {
 TEST(TrainStep, KeepsTheParametersWhenTheGradientIsNotFinite) {
   UNet model(small());
   model.plan(kInput);
-  StepSettings s;
-  s.loss = make_loss(LossKind::dice_ce, Head::softmax);
-  TrainStep step(model, s);
+  TrainStep step(model, dice_ce());
   Data d = batch(model, 1);
   d.x[5] = std::numeric_limits<float>::quiet_NaN();
   const std::vector<float> before = params_of(model);
@@ -150,9 +153,7 @@ TEST(TrainStep, KeepsTheParametersWhenTheGradientIsNotFinite) {
 TEST(TrainStep, ALabelOutsideTheClassesThrowsAndKeepsTheParameters) {
   UNet model(small());
   model.plan(kInput);
-  StepSettings s;
-  s.loss = make_loss(LossKind::dice_ce, Head::softmax);
-  TrainStep step(model, s);
+  TrainStep step(model, dice_ce());
   Data d = batch(model, 1);
   d.labels[17] = 7;
   const std::vector<float> before = params_of(model);
@@ -169,10 +170,7 @@ TEST(TrainStep, ALabelOutsideTheClassesThrowsAndKeepsTheParameters) {
 TEST(TrainStep, LeavesAStepTheEpochRunsOutOf) {
   UNet model(small());
   model.plan(kInput);
-  StepSettings s;
-  s.loss = make_loss(LossKind::dice_ce, Head::softmax);
-  s.accumulate = 2;
-  TrainStep step(model, s);
+  TrainStep step(model, dice_ce(2));
   const std::vector<float> before = params_of(model);
   size_t used = 0;
   EXPECT_FALSE(step.run(0, 1e-2f, 1.f, batches(model, {batch(model, 1)}, used)).has_value());
@@ -189,10 +187,7 @@ TEST(TrainStep, FetchingAheadTrainsAsFetchingInTurn) {
     UNet model(small());
     model.to(cpu_backend(0, true));
     model.plan(kInput);
-    StepSettings s;
-    s.loss = make_loss(LossKind::dice_ce, Head::softmax);
-    s.accumulate = 2;
-    TrainStep step(model, s);
+    TrainStep step(model, dice_ce(2));
     std::vector<Data> data;
     for (uint64_t k = 0; k < 6; ++k) data.push_back(batch(model, 30 + k));
     size_t used = 0;
@@ -210,14 +205,10 @@ TEST(TrainStep, FetchingAheadTrainsAsFetchingInTurn) {
 // to step (its inputs aside).
 TEST(TrainStep, IsOneGraphWhereNothingInItCallsTheHost) {
   UNet plain(small()), dropout(small(0.2f));
-  StepSettings s;
-  s.loss = make_loss(LossKind::dice_ce, Head::softmax);
-  EXPECT_TRUE(TrainStep(plain, s).whole());
-  EXPECT_FALSE(TrainStep(dropout, s).whole()) << "dropout's masks follow the step";
-  StepSettings accumulating = s;
-  accumulating.accumulate = 2;
-  EXPECT_FALSE(TrainStep(plain, accumulating).whole()) << "each batch is staged between passes";
-  StepSettings ranks = s;
+  EXPECT_TRUE(TrainStep(plain, dice_ce()).whole());
+  EXPECT_FALSE(TrainStep(dropout, dice_ce()).whole()) << "dropout's masks follow the step";
+  EXPECT_FALSE(TrainStep(plain, dice_ce(2)).whole()) << "each batch is staged between passes";
+  StepSettings ranks = dice_ce();
   ranks.reduce_sums = [](std::vector<double>&) {};
   EXPECT_FALSE(TrainStep(plain, ranks).whole()) << "the loss's sums go over the ranks on the host";
 }
