@@ -23,6 +23,7 @@ TrainStep::TrainStep(UNet& model, StepSettings settings) : model_(model), s_(std
   m_ = be.allocate(bytes);
   v_ = be.allocate(bytes);
   scalars_ = be.allocate(sizeof(StepScalars));
+  key_ = "step " + std::to_string(reinterpret_cast<uintptr_t>(scalars_.get())) + " labels ";
   if (s_.ranges.empty()) s_.ranges.push_back({0, model_.parameter_count()});
   if (s_.accumulate < 1) throw std::invalid_argument("gradient accumulation must be at least 1 batch");
 }
@@ -72,8 +73,7 @@ std::optional<StepResult> TrainStep::run(int64_t step, float lr, float loss_scal
     const std::optional<StagedBatch> batch = take(next);
     if (!batch) return std::nullopt;
     // Keyed on this step's buffers and the batch's: one graph per staging buffer.
-    const std::string key = "step " + std::to_string(reinterpret_cast<uintptr_t>(scalars_.get())) + " labels " +
-                            std::to_string(reinterpret_cast<uintptr_t>(batch->labels));
+    const std::string key = key_ + std::to_string(reinterpret_cast<uintptr_t>(batch->labels));
     be.run_captured(model_.capture_key(key, batch->input), [&] {
       model_.zero_grads();
       pass(*batch, step, true);

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 
 #include "engine/gradient_reducer.h"
 #include "engine/unet_model.h"
@@ -81,6 +82,7 @@ class TrainStep {
 
   UNet& model_;
   StepSettings s_;
+  std::string key_;  // of this step's captures, before the batch's buffers
   Backend::Memory m_, v_, scalars_;  // scalars_: StepInputs, then StepOutputs
   std::optional<StagedBatch> ahead_;  // staged by the last run(prefetch)
 };

@@ -46,13 +46,7 @@ namespace {
 bool ignored(int32_t label, const LossSpec& s) { return s.ignore_label >= 0 && label == s.ignore_label; }
 
 void validate(const Tensor& logits, const int32_t* labels, const Tensor& dlogits, const LossSpec& s, int k) {
-  expect_shape("loss", "dlogits", dlogits.shape, logits.shape);
-  if (logits.shape.c > kMaxLossChannels)
-    throw std::invalid_argument("loss: " + std::to_string(logits.shape.c) + " channels; at most " +
-                                std::to_string(kMaxLossChannels) + " are supported");
-  if (!s.class_weights.empty() && static_cast<int>(s.class_weights.size()) != k)
-    throw std::invalid_argument("loss: " + std::to_string(s.class_weights.size()) + " class weights for " +
-                                std::to_string(k) + " classes");
+  check_loss(logits, dlogits, s);
   const int64_t voxels = logits.shape.n * logits.shape.spatial();
   for (int64_t v = 0; v < voxels; ++v)
     if (!ignored(labels[v], s) && (labels[v] < 0 || labels[v] >= k))
@@ -70,6 +64,17 @@ void each_voxel(int64_t plane, int64_t b, int64_t e, F f) {
 }
 
 }  // namespace
+
+void check_loss(const Tensor& logits, const Tensor& dlogits, const LossSpec& spec) {
+  expect_shape("loss", "dlogits", dlogits.shape, logits.shape);
+  if (logits.shape.c > kMaxLossChannels)
+    throw std::invalid_argument("loss: " + std::to_string(logits.shape.c) + " channels; at most " +
+                                std::to_string(kMaxLossChannels) + " are supported");
+  const int k = head_classes(spec.head, logits.shape);
+  if (!spec.class_weights.empty() && static_cast<int>(spec.class_weights.size()) != k)
+    throw std::invalid_argument("loss: " + std::to_string(spec.class_weights.size()) + " class weights for " +
+                                std::to_string(k) + " classes");
+}
 
 std::string bad_label_message(int32_t label, int64_t voxel, int classes, int32_t ignore_label) {
   return "loss: label " + std::to_string(label) + " at voxel " + std::to_string(voxel) + " is outside classes 0.." +

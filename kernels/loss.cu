@@ -113,16 +113,10 @@ int64_t loss_workspace_doubles(const Shape& logits) {
 void loss_step_cuda(const Tensor& logits, const int32_t* labels, const Tensor& dlogits, const LossSpec& spec,
                     const StepInputs* in, StepOutputs* out, double* workspace, Stream stream,
                     const LossSumsReducer& reduce_sums) {
-  expect_shape("loss_step_cuda", "dlogits", dlogits.shape, logits.shape);
+  check_loss(logits, dlogits, spec);
   const Shape& sh = logits.shape;
   const int classes = head_classes(spec.head, sh);
   const int channels = static_cast<int>(sh.c);
-  if (channels > kMaxLossChannels)
-    throw std::invalid_argument("loss: " + std::to_string(channels) + " channels; at most " +
-                                std::to_string(kMaxLossChannels) + " are supported");
-  if (!spec.class_weights.empty() && static_cast<int>(spec.class_weights.size()) != classes)
-    throw std::invalid_argument("loss: " + std::to_string(spec.class_weights.size()) + " class weights for " +
-                                std::to_string(classes) + " classes");
   const int k = 3 * channels + 2;
   double* partial = workspace;
   double* sums = partial + kLossBlocks * k;

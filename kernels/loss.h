@@ -154,6 +154,11 @@ UNET_HD LossTerms loss_terms(const double* sums, const LossScalars& s, int chann
   return t;
 }
 
+// Throws std::invalid_argument where the loss cannot take these tensors: dlogits
+// of another shape, more than kMaxLossChannels channels, class weights not one
+// per class. Both backends check before any work.
+void check_loss(const Tensor& logits, const Tensor& dlogits, const LossSpec& spec);
+
 // The error for a label outside the classes, from the CPU's check or the
 // device's record of it.
 std::string bad_label_message(int32_t label, int64_t voxel, int classes, int32_t ignore_label);
