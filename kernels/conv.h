@@ -64,10 +64,12 @@ struct cudnnContext;  // cudnnHandle_t without the cuDNN headers
 namespace unet {
 
 // The same contract through cuDNN, for one layer's shapes and strides. The
-// algorithms are chosen once per shape and strides and cached for the process:
-// cuDNN's heuristics, or with `search` a timed search; only deterministic ones,
-// so runs repeat bit for bit, and the first whose workspace stays within 1 GiB
-// (else the one that needs least). `tf32` lets Ampere and later use TF32 tensor
+// algorithms are ranked once per shape and strides and cached for the process:
+// cuDNN's heuristics, or with `search` a timed search; deterministic ones
+// first, so runs repeat bit for bit, those within 1 GiB of workspace before the
+// others (conv_choice.h); each validated when planned, and the next taken
+// where cuDNN declines one when it runs (an error names the layer, the pass
+// and what was tried). `tf32` lets Ampere and later use TF32 tensor
 // cores (otherwise strict FP32). `type`: the element type of x, y, w and their
 // gradients; bf16 and fp16 (mixed precision) accumulate in fp32 on tensor
 // cores, the bias and dbias stay fp32, and dw is then overwritten, not
@@ -88,8 +90,10 @@ class ConvCudnn {
                 GradMode mode, void* workspace, Stream stream) const;
   // y = ReLU(conv(x) + bias) in one call (cudnnConvolutionBiasActivationForward)
   // with the forward algorithm chosen for the layer. Returns false, having done
-  // nothing, where cuDNN declines it for this layer (it is then not asked again:
-  // the caller runs the convolution and bias + ReLU apart), and for 16-bit types.
+  // nothing, where cuDNN declines it for this layer (any bad-parameter or
+  // not-supported status, decided by the first call outside a CUDA Graph
+  // capture and not asked again: the caller runs the convolution and
+  // bias + ReLU apart), inside a capture before that first call, and for 16-bit types.
   bool forward_bias_relu(const Tensor& x, const void* w, const float* bias, const Tensor& y, void* workspace,
                          Stream stream) const;
 
