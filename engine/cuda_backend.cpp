@@ -74,7 +74,11 @@ class CudaBackend final : public Backend {
                         mib(free_bytes()) + " free)");
     }
     UNET_CUDA_CHECK(err);
+    // Zeroed before it is handed out: a batch staged into it next is copied on
+    // the copy stream, which does not wait for the compute stream's memset.
+    // (Allocation happens when a net is planned, never inside a step.)
     UNET_CUDA_CHECK(cudaMemsetAsync(p, 0, static_cast<size_t>(bytes), stream_));
+    UNET_CUDA_CHECK(cudaStreamSynchronize(stream_));
     held_ += bytes;
     peak_ = std::max(peak_, held_);
     return Memory(p, [this, bytes](void* q) {
@@ -351,10 +355,12 @@ class CudaBackend final : public Backend {
 }  // namespace
 
 std::shared_ptr<Backend> cuda_backend(int device, Precision precision, bool graphs) {
-  const int count = cuda_device_count();
+  const CudaPresence gpus = cuda_presence();
+  const int count = gpus.count;
+  if (!gpus.error.empty()) throw std::runtime_error("--gpus: " + gpus.error);
   if (count == 0)
-    throw std::runtime_error("--gpus: no CUDA GPU is visible (no driver, or CUDA_VISIBLE_DEVICES empty); train on the "
-                             "CPU with --gpus 0, or run on a GPU node");
+    throw std::runtime_error("--gpus: " + gpus.absent +
+                             " (or CUDA_VISIBLE_DEVICES empty); train on the CPU with --gpus 0, or run on a GPU node");
   if (device >= count)
     throw std::runtime_error("--gpus: GPU " + std::to_string(device) + " asked for, " + std::to_string(count) +
                              " visible");

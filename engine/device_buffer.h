@@ -5,6 +5,7 @@
 
 #ifdef UNET_CUDA
 #include <cstddef>
+#include <string>
 #include <utility>
 
 #include "engine/cuda_check.h"
@@ -48,7 +49,16 @@ class DeviceBuffer {
   size_t count_ = 0;
 };
 
-// Number of CUDA devices, 0 when there is no driver or no GPU (never throws).
+// Whether CUDA GPUs can be used here. No GPU, or no NVIDIA driver at all, is an
+// absence (`absent` says which); any other failure, such as a driver too old
+// for this CUDA runtime, is an `error`: a GPU machine must not pass over it.
+struct CudaPresence {
+  int count = 0;
+  std::string absent, error;
+};
+CudaPresence cuda_presence() noexcept;
+
+// Number of usable CUDA devices, 0 when absent or failing (never throws).
 int cuda_device_count() noexcept;
 
 }  // namespace unet

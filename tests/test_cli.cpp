@@ -41,7 +41,7 @@ TEST(Cli, NoSubcommandFails) { EXPECT_NE(run("").status, 0); }
 TEST(Cli, GpuOptionsRefuseWhatCannotRunAndSayWhy) {
 #ifdef UNET_CUDA
   if (unet::cuda_device_count() > 0) GTEST_SKIP() << "a GPU is present: tests/gpu runs --gpus 1 for real";
-  const char* no_gpu = "no CUDA GPU is visible";
+  const char* no_gpu = "no CUDA GPU on this machine";
 #else
   const char* no_gpu = "built without the CUDA backend";
 #endif

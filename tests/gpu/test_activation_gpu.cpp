@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "engine/device_buffer.h"
+#include "tests/gpu/gpu_test.h"
 #include "kernels/activation.h"
 #include "tests/gradcheck.h"
 
@@ -13,7 +14,7 @@ namespace {
 class Gpu : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA GPU on this machine: GPU parity not checked";
+    UNET_GPU_OR_SKIP("GPU parity");
   }
 };
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/device_buffer.h"
+#include "tests/gpu/gpu_test.h"
 #include "kernels/activation.h"
 #include "kernels/conv.h"
 #include "kernels/convert.h"
@@ -37,7 +38,7 @@ using test::random_vector;
 class GpuKernels : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA GPU on this machine: GPU parity not checked";
+    UNET_GPU_OR_SKIP("GPU parity");
   }
 };
 

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "engine/device_buffer.h"
+#include "tests/gpu/gpu_test.h"
 #include "engine/loss_scaler.h"
 #include "engine/train_step.h"
 #include "engine/unet_model.h"
@@ -46,7 +47,7 @@ using test::random_vector;
 class GpuModel : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA GPU on this machine: the U-Net on the GPU not checked";
+    UNET_GPU_OR_SKIP("the U-Net on the GPU");
   }
 };
 

@@ -8,13 +8,14 @@
 
 #include "engine/communicator.h"
 #include "engine/device_buffer.h"
+#include "tests/gpu/gpu_test.h"
 #include "engine/gradient_reducer.h"
 
 namespace unet {
 namespace {
 
 TEST(Nccl, OneRankCollectivesAndBuckets) {
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA GPU on this machine: the NCCL path not checked";
+  UNET_GPU_OR_SKIP("the NCCL path");
   const std::string store = ::testing::TempDir() + "unet_nccl_" + std::to_string(::getpid());
   auto comm = make_nccl_communicator({0, 1, 0, "gpu-test"}, store, nullptr);
   ASSERT_EQ(comm->world(), 1);
