@@ -1,10 +1,13 @@
-// Running the `unet` binary (UNET_BINARY, set by CMake) or any shell command as
-// a user would, collecting the exit status and output.
+// Running the `unet` binary (UNET_BINARY, set by CMake; the environment's
+// UNET_BINARY instead where set, as for tests carried to another machine by
+// tools/gpu_suite.sh) or any shell command as a user would, collecting the
+// exit status and output.
 #pragma once
 
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 namespace unet::test {
@@ -27,8 +30,13 @@ inline Result run_shell(const std::string& command) {
 }
 
 // `prefix` runs before the binary in the same shell (ulimit, trap, cd).
+inline std::string unet_binary() {
+  const char* carried = std::getenv("UNET_BINARY");
+  return carried && *carried ? carried : UNET_BINARY;
+}
+
 inline Result run_unet(const std::string& args, const std::string& prefix = "") {
-  return run_shell(prefix + (prefix.empty() ? "" : "; ") + "'" + std::string(UNET_BINARY) + "' " + args);
+  return run_shell(prefix + (prefix.empty() ? "" : "; ") + "'" + unet_binary() + "' " + args);
 }
 
 }  // namespace unet::test

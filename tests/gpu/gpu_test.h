@@ -6,8 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "engine/device_buffer.h"
 
@@ -16,6 +19,29 @@ namespace unet::test {
 inline bool gpu_required() {
   const char* v = std::getenv("UNET_REQUIRE_GPU");
   return v && std::strcmp(v, "1") == 0;
+}
+
+template <class T>
+DeviceBuffer<T> upload(const std::vector<T>& v) {
+  DeviceBuffer<T> d(v.size());
+  d.copy_from_host(v.data(), nullptr);
+  return d;
+}
+
+template <class T>
+std::vector<T> download(const DeviceBuffer<T>& d) {
+  std::vector<T> v(d.size());
+  d.copy_to_host(v.data(), nullptr);
+  UNET_CUDA_CHECK(cudaDeviceSynchronize());
+  return v;
+}
+
+// |gpu - cpu| <= rel x (1 + |cpu|), element by element, named on failure.
+inline void expect_near(const std::vector<float>& gpu, const std::vector<float>& cpu, double rel,
+                        const std::string& what) {
+  ASSERT_EQ(gpu.size(), cpu.size()) << what;
+  for (size_t i = 0; i < cpu.size(); ++i)
+    ASSERT_NEAR(gpu[i], cpu[i], rel * (1 + std::fabs(cpu[i]))) << what << " element " << i;
 }
 
 }  // namespace unet::test

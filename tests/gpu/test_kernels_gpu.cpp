@@ -33,7 +33,10 @@
 namespace unet {
 namespace {
 
+using test::download;
+using test::expect_near;
 using test::random_vector;
+using test::upload;
 
 class GpuKernels : public ::testing::Test {
  protected:
@@ -41,21 +44,6 @@ class GpuKernels : public ::testing::Test {
     UNET_GPU_OR_SKIP("GPU parity");
   }
 };
-
-template <class T>
-DeviceBuffer<T> upload(const std::vector<T>& v) {
-  DeviceBuffer<T> d(v.size());
-  d.copy_from_host(v.data(), nullptr);
-  return d;
-}
-
-template <class T>
-std::vector<T> download(const DeviceBuffer<T>& d) {
-  std::vector<T> v(d.size());
-  d.copy_to_host(v.data(), nullptr);
-  UNET_CUDA_CHECK(cudaDeviceSynchronize());
-  return v;
-}
 
 TEST_F(GpuKernels, MaxPoolMatchesCpu) {
   for (Shape in : {shape2d(2, 3, 9, 11), shape3d(2, 2, 5, 6, 7)}) {
@@ -109,12 +97,6 @@ TEST_F(GpuKernels, DropoutDropsWhatTheCpuDrops) {
   dropout_backward_cuda(Tensor(gy.data(), s, stride), Tensor(gx.data(), s, stride), spec, nullptr);
   dropout_backward(Tensor(y.data(), s, stride), Tensor(x.data(), s, stride), spec);
   EXPECT_EQ(download(gx), x);
-}
-
-void expect_near(const std::vector<float>& gpu, const std::vector<float>& cpu, double rel, const std::string& what) {
-  ASSERT_EQ(gpu.size(), cpu.size()) << what;
-  for (size_t i = 0; i < cpu.size(); ++i)
-    ASSERT_NEAR(gpu[i], cpu[i], rel * (1 + std::fabs(cpu[i]))) << what << " element " << i;
 }
 
 TEST_F(GpuKernels, NormsMatchCpu) {

@@ -1,6 +1,7 @@
 // The whole U-Net on the GPU against the CPU, through the same call list: one
 // training step (loss, logits, every parameter's gradient, the running
-// statistics) for 2D and 3D nets with each norm, "valid" padding and dropout;
+// statistics) for 2D and 3D nets with each norm, "valid" padding and dropout,
+// every parameter moved off its initial value;
 // ten steps of SGD with momentum; whole steps replayed as CUDA Graphs bit for
 // bit equal to eager launches; a bad label reported after a step that kept
 // the parameters; each precision; a batch too large for the device; and the
@@ -132,12 +133,22 @@ void expect_close(const std::vector<float>& a, const std::vector<float>& b, int6
   EXPECT_LE(worst, tol * scale) << what << ": max difference " << worst << " against magnitude " << scale;
 }
 
-// The loss scale the GPU's loss gradient gets (fp16's, as the trainer starts
-// with); its parameter gradients are divided by it before comparing.
-float loss_scale(Precision p) { return p == Precision::fp16 ? LossScaling{}.initial : 1.f; }
+// The loss scale the GPU's loss gradient gets (fp16's fixed one, under which
+// the 16-bit weight gradients stay finite); its parameter gradients are divided
+// by it before comparing.
+float loss_scale(Precision p) { return p == Precision::fp16 ? kFixedFp16Scale : 1.f; }
+
+// The same offsets added to every parameter of both nets: at initialization
+// every bias is 0 and every norm's gamma and beta are 1 and 0, where a GPU that
+// ignored a bias or a norm parameter would still agree with the CPU.
+void perturb(UNet& a, UNet& b, uint64_t seed) {
+  const auto d = random_vector(a.parameter_count(), seed, -0.2f, 0.2f);
+  for (int64_t i = 0; i < a.parameter_count(); ++i) a.params()[i] += d[i], b.params()[i] += d[i];
+}
 
 void expect_step_matches(const Net& n, Precision precision, double tol) {
   UNet cpu(n.config), gpu(n.config);
+  perturb(cpu, gpu, 5);
   gpu.to(cuda_backend(0, precision));
   cpu.plan(n.input);
   gpu.plan(n.input);
@@ -265,6 +276,7 @@ TEST_F(GpuModel, CapturedStepsMatchEagerOnes) {
 void expect_ten_sgd_steps_match(Precision precision, double tol) {
   const Net n = nets()[0];
   UNet cpu(n.config), gpu(n.config);
+  perturb(cpu, gpu, 6);
   gpu.to(cuda_backend(0, precision));
   cpu.plan(n.input);
   gpu.plan(n.input);
