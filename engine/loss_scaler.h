@@ -15,6 +15,13 @@
 
 namespace unet {
 
+// The scale of one-off fp16 steps that no scaler adjusts (unet bench, the GPU
+// tests): cuDNN writes a layer's weight gradient in fp16 before it is added
+// into the fp32 gradient, so the dynamic scaler's start of 2^16 can overflow
+// it (fp16 ends at 65504) until the scaler has halved a few times. 2^10 leaves
+// those gradients room and still scales every small one out of fp16's subnormals.
+constexpr float kFixedFp16Scale = 1024.f;
+
 struct LossScaling {
   bool dynamic = false;
   float initial = 65536.f;  // 2^16, GradScaler's default

@@ -84,14 +84,19 @@ void add_bench_command(CLI::App& app) {
     StepSettings settings;
     settings.loss = make_loss(LossKind::dice_ce, model.config().head);
     TrainStep step(model, settings);
-    // fp16: the trainer's initial loss scale, unscaled by the step, as in training.
-    const float loss_scale = parse_precision(o->device.precision) == Precision::fp16 ? LossScaling{}.initial : 1.f;
+    // fp16: a fixed loss scale, unscaled by the step, as in training; a step
+    // whose gradients overflowed anyway is counted (it runs every kernel all the same).
+    const float loss_scale = parse_precision(o->device.precision) == Precision::fp16 ? kFixedFp16Scale : 1.f;
     const StagedBatch batch{in, label};
-    int64_t steps = 0;
+    int64_t steps = 0, skipped = 0;
 
     const double infer_s = time_per_call(be, [&] { model.forward(in, false); }, o->steps, o->warmup);
     const double train_s = time_per_call(
-        be, [&] { step.run(steps++, 1e-3f, loss_scale, [&] { return std::optional<StagedBatch>(batch); }); },
+        be,
+        [&] {
+          const auto r = step.run(steps++, 1e-3f, loss_scale, [&] { return std::optional<StagedBatch>(batch); });
+          skipped += r && !r->taken;
+        },
         o->steps, o->warmup);
 
     const double flops = model.train_step_flops(), tflops = flops / train_s / 1e12;
@@ -117,6 +122,7 @@ void add_bench_command(CLI::App& app) {
           {"images_per_s", double(input.n) / train_s},
           {"tflop_per_step", flops / 1e12},
           {"tflops", tflops},
+          {"skipped_steps", skipped},
           {"mfu", o->peak_tflops > 0 ? nlohmann::json(tflops / o->peak_tflops) : nlohmann::json()}}},
         {"arena_mib", double(model.arena_bytes()) / (1 << 20)},
         {"peak_rss_mib", double(usage.ru_maxrss) / 1024}};
