@@ -27,7 +27,11 @@ CONFIGS = {  # name: (dims, size W x H[ x D], start filters, depth, batch)
     "3d-128x128x64-f32": (3, "128x128x64", 32, 4, 2),
     "3d-128-f32": (3, "128x128x128", 32, 4, 2),
 }
-BASELINES = [("unet", "eager"), ("unet", "amp"), ("unet", "compile"), ("monai", "eager"), ("onnxruntime", "cpu")]
+BASELINES = [("unet", "eager"), ("unet", "tf32"), ("unet", "amp"), ("unet", "compile"), ("monai", "eager"),
+             ("onnxruntime", "cpu")]
+# The unet.cu precision a baseline's ratio is taken against, where that
+# precision ran: PyTorch's AMP against bf16, TF32 against tf32, fp32 against fp32.
+PAIRED = {"eager": "fp32", "tf32": "tf32", "amp": "bf16", "compile": "fp32"}
 
 
 def run(cmd, env, timeout):
@@ -48,8 +52,10 @@ def main():
     ap.add_argument("--batch-size", type=int, default=0, help="override every configuration's batch")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--precision", default="", help="unet.cu's --precision (default: tf32 on a GPU, as PyTorch's "
-                    "cuDNN convolutions default to TF32; fp32 on the CPU)")
+    ap.add_argument("--precision", default="", help="unet.cu's --precision, or several comma-separated (default: "
+                    "tf32 on a GPU, as PyTorch's cuDNN convolutions default to TF32; fp32 on the CPU)")
+    ap.add_argument("--peak-tflops", type=float, default=0, help="the device's peak, for unet.cu's model FLOP "
+                    "utilization (989 for an H100/H200's dense bf16)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for every process")
     ap.add_argument("--unet", default=os.path.join(HERE, "..", "build", "tools", "unet"))
     ap.add_argument("--python", default=sys.executable, help="python3 with PyTorch (and MONAI)")
@@ -60,8 +66,7 @@ def main():
     a = ap.parse_args()
 
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    precision = a.precision or ("tf32" if a.device == "cuda" else "fp32")
-    device_args = ["--gpus", "1" if a.device == "cuda" else "0", "--precision", precision]
+    precisions = (a.precision or ("tf32" if a.device == "cuda" else "fp32")).split(",")
     tmp = tempfile.mkdtemp(prefix="unet_compare_")
     rows = []
     for name in a.configs.split(","):
@@ -70,8 +75,12 @@ def main():
         common = ["--dims", str(dims), "--size", size, "--filters", str(filters), "--depth", str(depth),
                   "--batch-size", str(batch), "--steps", str(a.steps), "--warmup", str(a.warmup)]
         weights = os.path.join(tmp, name + ".safetensors")
-        ours, err = run([a.unet, "bench", *common, *device_args, "--save-weights", weights], env, a.timeout)
-        rows.append((name, "unet.cu " + precision, ours, err))
+        first = len(rows)
+        for precision in precisions:
+            device_args = ["--gpus", "1" if a.device == "cuda" else "0", "--precision", precision,
+                           "--peak-tflops", str(a.peak_tflops)]
+            ours, err = run([a.unet, "bench", *common, *device_args, "--save-weights", weights], env, a.timeout)
+            rows.append((name, "unet.cu " + precision, ours, err))
         for spec in a.baselines.split(","):
             net, mode = spec.split("-")
             if net == "onnxruntime":
@@ -90,7 +99,6 @@ def main():
                    "--device", a.device, "--threads", str(a.threads), *common]
             result, err = run(cmd, env, a.timeout)
             rows.append((name, f"{'PyTorch' if net == 'unet' else 'MONAI BasicUNet'} {mode}", result, err))
-        first = max(i for i, r in enumerate(rows) if r[1].startswith("unet.cu"))
         for r in rows[first:]:
             print(f"{r[0]:<20} {r[1]:<24} " + (json.dumps(r[2]) if r[2] else "FAILED: " + r[3]), file=sys.stderr)
             if a.json and r[2]:
@@ -99,20 +107,25 @@ def main():
 
     device = next((r[2]["device"] for r in rows if r[2]), a.device)
     print(f"device: {device}, {a.threads} threads, {a.steps} timed steps after {a.warmup}\n")
-    print("| configuration | batch | implementation | train img/s | ms/step | inference img/s | memory MiB | "
+    print("| configuration | batch | implementation | train img/s | ms/step | MFU | inference img/s | memory MiB | "
           "unet.cu speed-up, train | unet.cu speed-up, inference |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    ours = {}
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    ours = {}  # (configuration, precision): unet.cu's result
     for name, label, r, err in rows:
         if label.startswith("unet.cu") and r:
-            ours[name] = r
+            ours[name, label.split()[1]] = r
+    for name, label, r, err in rows:
         if not r:
-            print(f"| {name} | | {label} | failed: {err} | | | | | |")
+            print(f"| {name} | | {label} | failed: {err} | | | | | | |")
             continue
-        train, infer, base = r["train"], r["inference"], ours.get(name)
+        train, infer = r["train"], r["inference"]
+        mode = label.split()[-1]
+        base = None if label.startswith("unet.cu") else (
+            ours.get((name, PAIRED.get(mode))) or next((v for k, v in ours.items() if k[0] == name), None))
         mem = (train or {}).get("peak_memory_mib") or r.get("peak_device_mib") or r.get("peak_rss_mib")
+        mfu = (train or {}).get("mfu")
         cells = [f"{train['images_per_s']:.2f}" if train else "", f"{train['ms_per_step']:.0f}" if train else "",
-                 f"{infer['images_per_s']:.2f}", f"{mem:.0f}",
+                 f"{mfu:.3f}" if mfu else "", f"{infer['images_per_s']:.2f}", f"{mem:.0f}",
                  f"{base['train']['images_per_s'] / train['images_per_s']:.2f}" if base and train else "",
                  f"{base['inference']['images_per_s'] / infer['images_per_s']:.2f}" if base else ""]
         print(f"| {name} | {r['config']['batch']} | {label} | " + " | ".join(cells) + " |")

@@ -6,6 +6,7 @@ JSON object in the schema of `unet bench` (README, "Benchmarks").
   --net monai   MONAI's BasicUNet as close as it allows (depth 4 only; its convs
                 keep their bias under a norm; features f, 2f, 4f, 8f, 16f, f)
   --mode eager  fp32 (TF32 off)
+         tf32   eager with TF32 on (PyTorch's default for cuDNN convolutions)
          amp    bf16 autocast, channels-last
          compile torch.compile of the eager fp32 model
 """
@@ -67,7 +68,7 @@ def timed(fn, steps, warmup, device):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--net", choices=["unet", "monai"], default="unet")
-    ap.add_argument("--mode", choices=["eager", "amp", "compile"], default="eager")
+    ap.add_argument("--mode", choices=["eager", "tf32", "amp", "compile"], default="eager")
     ap.add_argument("--dims", type=int, default=2)
     ap.add_argument("--size", default="512x512", help="W x H[ x D]")
     ap.add_argument("--filters", type=int, default=64)
@@ -82,8 +83,8 @@ def main():
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = a.mode == "tf32"
+    torch.backends.cudnn.allow_tf32 = a.mode == "tf32"
     torch.backends.cudnn.benchmark = True
     device = torch.device(a.device)
     size = parse_size(a.size)
