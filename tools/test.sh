@@ -2,7 +2,8 @@
 # The test command: installs what the build needs (tools/setup.sh), builds
 # everything (the CUDA backend too where nvcc is found: every .cu must compile
 # even where no GPU runs it), starts a one-node Slurm for the tests of slurm/
-# (as root), runs every test, then builds the CPU engine with
+# (as root), runs every test, compiles the CUDA sources against CUDA 12 for
+# V100 and A100 (tools/cuda12_compile.sh), then builds the CPU engine with
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs the CPU tests again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,9 @@ jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_ARCHITECTURES="${UNET_CUDA_ARCHITECTURES:-90}"
 cmake --build build -j "$jobs"
+# CUDA 13 cannot target V100 (sm_70): the CUDA sources also compile against
+# CUDA 12 for sm_70 and sm_80 (clang 19 and PyPI's CUDA 12 headers).
+tools/cuda12_compile.sh
 # The Slurm tests need a cluster: as root, this machine becomes a one-node one.
 if [ "$(id -u)" -eq 0 ]; then
   tools/slurm_local.sh start || echo "slurm: the cluster did not start; the Slurm tests will skip"
