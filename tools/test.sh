@@ -2,8 +2,8 @@
 # The test command: installs what the build needs (tools/setup.sh), builds
 # everything (the CUDA backend too where nvcc is found: every .cu must compile
 # even where no GPU runs it), starts a one-node Slurm for the tests of slurm/
-# (as root), runs every test, compiles the CUDA sources against CUDA 12 for
-# V100 and A100 (tools/cuda12_compile.sh), then builds the CPU engine with
+# (as root), compiles the CUDA sources against CUDA 12 for V100 and A100 too
+# (tools/cuda12_compile.sh), runs every test, then builds the CPU engine with
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs the CPU tests again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
