@@ -138,8 +138,96 @@ run() {
   return $status
 }
 
+# --- pack (here) and check (on the GPU machine, no build) --------------------
+# Libraries the GPU machine brings itself: glibc's, the compiler's runtime, and
+# CUDA's (its toolkit, with cuDNN and NCCL from PyTorch's wheels).
+provided='^(linux-vdso|ld-linux-x86-64|libc|libm|libdl|libpthread|librt|libresolv|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt|libcudnn[a-z_]*|libnccl)\.so'
+archive=.gpu/unet-gpu.tar.gz
+
+# pack [BUILD]: the GPU check's binaries (from BUILD, else a Release sm_90 build
+# of only them in build-pack) with every shared library they need that the GPU
+# machine lacks, into $archive (at most 50 MiB).
+pack() {
+  local build=${1:-build-pack}
+  if [ -z "${1:-}" ]; then
+    export PATH=/usr/local/cuda/bin:$PATH
+    cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DUNET_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
+    cmake --build "$build" -j "$(nproc)" --target test_gpu unet unet_gpu_bench
+  fi
+  local stage; stage=$(mktemp -d)/unet-gpu
+  mkdir -p "$stage/bin" "$stage/lib" .gpu
+  cp "$build/tests/test_gpu" "$build/tools/unet" "$build/bench/unet_gpu_bench" "$stage/bin/"
+  ldd "$stage"/bin/* | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u | while read -r name path; do
+    [[ $name =~ $provided ]] || cp -L "$path" "$stage/lib/$name"
+  done
+  git rev-parse --short HEAD >"$stage/COMMIT" 2>/dev/null || true
+  complete "$stage"
+  tar -czf "$archive" -C "$(dirname "$stage")" unet-gpu
+  local mib=$(( $(stat -c %s "$archive") >> 20 ))
+  ((mib <= 50)) || { echo "pack: $archive is $mib MiB, over the 50 MiB a device call carries" >&2; return 1; }
+  echo "pack: $archive ($mib MiB): $(ls "$stage/bin" | tr '\n' ' ')and $(ls "$stage/lib" | wc -l) libraries"
+}
+
+# Every library an ELF file of the package needs is in it or provided there.
+complete() {
+  local f lib missing=0
+  for f in "$1"/bin/* "$1"/lib/*; do
+    for lib in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+      [[ $lib =~ $provided ]] || [ -e "$1/lib/$lib" ] || { echo "pack: $(basename "$f") needs $lib, not packed" >&2; missing=1; }
+    done
+  done
+  return $missing
+}
+
+# check OUT: on the GPU machine, from the carried $archive: every step under its
+# own timeout, logs under OUT, a table last. Without a GPU it stops at the
+# first CUDA call, saying so, and exits 3.
+check() {
+  local out=${1:?usage: tools/gpu_suite.sh check OUT}
+  mkdir -p "$out"
+  local dir; dir=$(mktemp -d)
+  tar -xzf "$archive" -C "$dir"
+  local pkg=$dir/unet-gpu wheels
+  wheels=$(python3 -c 'import nvidia, os; print(":".join(sorted({os.path.dirname(p) for d in nvidia.__path__ for p in __import__("glob").glob(d + "/**/lib*.so*", recursive=True)})))' 2>/dev/null || true)
+  export LD_LIBRARY_PATH=$pkg/lib${wheels:+:$wheels}:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export UNET_BINARY=$pkg/bin/unet UNET_REQUIRE_GPU=1
+  local table=$out/table.md status=0
+  echo "| step | result | seconds |" >"$table"; echo "|---|---|---|" >>"$table"
+  step() {  # step NAME SECONDS COMMAND...: its output in OUT/NAME.log
+    local name=$1 limit=$2 t0=$SECONDS rc=0; shift 2
+    timeout "$limit" "$@" >"$out/$name.log" 2>&1 || rc=$?
+    local result=ok
+    ((rc == 0)) || { result="failed ($rc)"; ((rc == 124)) && result="timed out"; status=1; }
+    grep -q "Device not supported" "$out/$name.log" && result="unavailable (compute-sanitizer: Device not supported)"
+    echo "| $name | $result | $((SECONDS - t0)) |" >>"$table"
+    return $rc
+  }
+  if ldd "$pkg"/bin/* | grep "not found" >"$out/missing.log"; then
+    echo "check: libraries not found:"; cat "$out/missing.log"; return 1
+  fi
+  if ! step versions 60 "$pkg/bin/test_gpu" --gtest_filter='GpuEnvironment.*'; then
+    grep -m1 -o "no CUDA GPU on this machine[^:]*" "$out/versions.log" && { echo "check: no GPU here; nothing checked"; return 3; }
+  fi
+  grep -h "^versions:" "$out/versions.log" || true
+  step gpu-tests 240 "$pkg/bin/test_gpu" --gtest_output="xml:$out/gpu_tests.xml" || true
+  step memcheck 90 compute-sanitizer --tool memcheck --target-processes application-only --error-exitcode 1 \
+    "$pkg/bin/test_gpu" --gtest_filter='GpuKernels.*:Gpu.*:GpuPrecision.*:GpuModel.TrainingStepMatchesCpuFp32:-GpuPrecision.Elementwise*' || true
+  step racecheck 60 compute-sanitizer --tool racecheck --target-processes application-only --error-exitcode 1 \
+    "$pkg/bin/test_gpu" --gtest_filter='GpuKernels.*:Gpu.*:-GpuKernels.Cudnn*' || true
+  step bench 200 python3 bench/compare.py --device cuda --precision tf32,bf16 --peak-tflops 989 --unet "$pkg/bin/unet" \
+    --baselines unet-amp,unet-tf32 --steps 10 --warmup 3 --timeout 60 --json "$out/compare.jsonl" || true
+  step channels-last 60 "$pkg/bin/unet_gpu_bench" --benchmark_filter=BM_GpuConvLayoutBf16 --benchmark_min_time=0.1 || true
+  step train 90 "$pkg/bin/unet" train --gpus 1 --run-dir "$out/run" || true
+  grep -v "^[a-z0-9-]*  " "$out/bench.log" | grep "^|" || true
+  grep -h "Dice" "$out/train.log" | tail -1 || true
+  cat "$table"
+  return $status
+}
+
 case "${1:-}" in
   fetch) fetch ;;
   run) shift; run "$@" ;;
-  *) echo "usage: tools/gpu_suite.sh fetch | run [DIR]" >&2; exit 2 ;;
+  pack) shift; pack "$@" ;;
+  check) shift; check "$@" ;;
+  *) echo "usage: tools/gpu_suite.sh pack [BUILD] | check OUT | fetch | run [DIR]" >&2; exit 2 ;;
 esac
