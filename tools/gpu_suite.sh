@@ -205,19 +205,19 @@ check() {
   if ldd "$pkg"/bin/* | grep "not found" >"$out/missing.log"; then
     echo "check: libraries not found:"; cat "$out/missing.log"; return 1
   fi
-  if ! step versions 60 "$pkg/bin/test_gpu" --gtest_filter='GpuEnvironment.*'; then
+  if ! step versions 30 "$pkg/bin/test_gpu" --gtest_filter='GpuEnvironment.*'; then
     grep -m1 -o "no CUDA GPU on this machine[^:]*" "$out/versions.log" && { echo "check: no GPU here; nothing checked"; return 3; }
   fi
   grep -h "^versions:" "$out/versions.log" || true
-  step gpu-tests 240 "$pkg/bin/test_gpu" --gtest_output="xml:$out/gpu_tests.xml" || true
-  step memcheck 90 compute-sanitizer --tool memcheck --target-processes application-only --error-exitcode 1 \
+  step gpu-tests 150 "$pkg/bin/test_gpu" --gtest_output="xml:$out/gpu_tests.xml" || true
+  step memcheck 60 compute-sanitizer --tool memcheck --target-processes application-only --error-exitcode 1 \
     "$pkg/bin/test_gpu" --gtest_filter='GpuKernels.*:Gpu.*:GpuPrecision.*:GpuModel.TrainingStepMatchesCpuFp32:-GpuPrecision.Elementwise*' || true
-  step racecheck 60 compute-sanitizer --tool racecheck --target-processes application-only --error-exitcode 1 \
+  step racecheck 30 compute-sanitizer --tool racecheck --target-processes application-only --error-exitcode 1 \
     "$pkg/bin/test_gpu" --gtest_filter='GpuKernels.*:Gpu.*:-GpuKernels.Cudnn*' || true
-  step bench 200 python3 bench/compare.py --device cuda --precision tf32,bf16 --peak-tflops 989 --unet "$pkg/bin/unet" \
-    --baselines unet-amp,unet-tf32 --steps 10 --warmup 3 --timeout 60 --json "$out/compare.jsonl" || true
-  step channels-last 60 "$pkg/bin/unet_gpu_bench" --benchmark_filter=BM_GpuConvLayoutBf16 --benchmark_min_time=0.1 || true
-  step train 90 "$pkg/bin/unet" train --gpus 1 --run-dir "$out/run" || true
+  step bench 120 python3 bench/compare.py --device cuda --precision tf32,bf16 --peak-tflops 989 --unet "$pkg/bin/unet" \
+    --baselines unet-amp,unet-tf32 --steps 10 --warmup 3 --timeout 40 --json "$out/compare.jsonl" || true
+  step channels-last 30 "$pkg/bin/unet_gpu_bench" --benchmark_filter=BM_GpuConvLayoutBf16 --benchmark_min_time=0.1 || true
+  step train 50 "$pkg/bin/unet" train --gpus 1 --run-dir "$out/run" || true
   grep -v "^[a-z0-9-]*  " "$out/bench.log" | grep "^|" || true
   grep -h "Dice" "$out/train.log" | tail -1 || true
   cat "$table"
