@@ -55,6 +55,7 @@ struct PassPlan {
   const ConvCandidate& current() const { return order.at(at); }
 };
 using LayerPlan = std::array<PassPlan, kPasses>;
+static_assert(CUDNN_TENSOR_OP_MATH == 1 && CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION == 2, "ConvCandidate::tensor_ops");
 
 // Process-wide: a shape met again (the same layer in the next plan, or its twin
 // at another level) reuses the choice, which a timed search makes expensive.
@@ -67,8 +68,7 @@ std::vector<ConvCandidate> candidates(const Perf* perf, int count) {
   std::vector<ConvCandidate> c;
   for (int i = 0; i < count; ++i)
     c.push_back({int(perf[i].algo), int(perf[i].status), perf[i].determinism == CUDNN_DETERMINISTIC,
-                 perf[i].mathType == CUDNN_TENSOR_OP_MATH || perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION,
-                 perf[i].memory, int(perf[i].mathType)});
+                 int(perf[i].mathType), perf[i].memory});
   return c;
 }
 
@@ -105,7 +105,7 @@ struct ConvCudnn::Impl {
   void run(Pass p, const Call& call, Stream stream) const {
     PassPlan& pp = plan[p];
     for (;;) {
-      const cudnnStatus_t status = call(static_cast<int>(pp.current().algo));
+      const cudnnStatus_t status = call(pp.current().algo);
       if (status == CUDNN_STATUS_SUCCESS) return;
       if (!cudnn_declines(status) || capturing(stream)) fail(p, status);
       const size_t was = pp.at;

@@ -11,7 +11,7 @@ ConvRanking rank_candidates(const std::vector<ConvCandidate>& ranked, size_t bud
     const std::string name = "algorithm " + std::to_string(c.algo);
     if (c.status != 0) {
       r.skipped += name + ": status " + std::to_string(c.status) + "; ";
-    } else if (strict_fp32 && c.tensor_ops) {
+    } else if (strict_fp32 && c.tensor_ops()) {
       r.skipped += name + ": tensor cores (strict fp32); ";
     } else if (!c.deterministic) {
       nondeterministic.push_back(c);

@@ -26,12 +26,14 @@ constexpr bool cudnn_declines(int status) {
 }
 
 struct ConvCandidate {
-  int algo = 0;             // the pass's cudnnConvolution*Algo_t
-  int status = 0;           // cuDNN's status for it (0: success)
+  int algo = 0;    // the pass's cudnnConvolution*Algo_t
+  int status = 0;  // cuDNN's status for it (0: success)
   bool deterministic = true;
-  bool tensor_ops = false;  // its math type uses tensor cores (TF32 for fp32 data)
-  size_t workspace = 0;     // bytes
-  int math = 0;             // the cudnnMathType_t to run it with
+  int math = 0;          // the cudnnMathType_t to run it with
+  size_t workspace = 0;  // bytes
+  // CUDNN_TENSOR_OP_MATH (1) or its ALLOW_CONVERSION variant (2): tensor cores,
+  // which on fp32 data means TF32.
+  bool tensor_ops() const { return math == 1 || math == 2; }
 };
 
 struct ConvRanking {

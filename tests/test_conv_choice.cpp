@@ -27,7 +27,7 @@ TEST(CudnnStatus, EverySubCodeOfBadParameterAndNotSupportedDeclines) {
 }
 
 TEST(ConvRanking, KeepsCudnnsOrderOfTheDeterministicOnesWithinTheBudget) {
-  const auto r = rank_candidates({{5, 0, true, false, 100}, {1, 0, true, false, 10}, {7, 0, true, false, 0}}, 1000,
+  const auto r = rank_candidates({{5, 0, true, 0, 100}, {1, 0, true, 0, 10}, {7, 0, true, 0, 0}}, 1000,
                                  false);
   EXPECT_EQ(algos(r), (std::vector<int>{5, 1, 7}));
   EXPECT_TRUE(r.deterministic);
@@ -35,16 +35,16 @@ TEST(ConvRanking, KeepsCudnnsOrderOfTheDeterministicOnesWithinTheBudget) {
 
 TEST(ConvRanking, PutsThoseBeyondTheBudgetLastSmallestFirst) {
   const auto r = rank_candidates(
-      {{1, 0, true, false, 5000}, {2, 0, true, false, 100}, {3, 0, true, false, 2000}, {4, 0, true, false, 50}}, 1000,
+      {{1, 0, true, 0, 5000}, {2, 0, true, 0, 100}, {3, 0, true, 0, 2000}, {4, 0, true, 0, 50}}, 1000,
       false);
   EXPECT_EQ(algos(r), (std::vector<int>{2, 4, 3, 1}));
 }
 
 TEST(ConvRanking, LeavesOutFailedNondeterministicAndInStrictFp32TensorCoreCandidates) {
-  const std::vector<ConvCandidate> c{{1, 3000, true, false, 0},   // cuDNN: not supported here
-                                     {2, 0, false, false, 0},     // nondeterministic
-                                     {3, 0, true, true, 0},       // tensor cores (TF32 on fp32 data)
-                                     {4, 0, true, false, 0}};
+  const std::vector<ConvCandidate> c{{1, 3000, true, 0, 0},   // cuDNN: not supported here
+                                     {2, 0, false, 0, 0},     // nondeterministic
+                                     {3, 0, true, 1, 0},       // tensor cores (TF32 on fp32 data)
+                                     {4, 0, true, 0, 0}};
   const auto strict = rank_candidates(c, 1000, true);
   EXPECT_EQ(algos(strict), (std::vector<int>{4}));
   EXPECT_NE(strict.skipped.find("algorithm 1: status 3000"), std::string::npos) << strict.skipped;
@@ -56,14 +56,14 @@ TEST(ConvRanking, LeavesOutFailedNondeterministicAndInStrictFp32TensorCoreCandid
 TEST(ConvRanking, FallsBackToNondeterministicOnesOnlyWhereNoDeterministicOneIsUsable) {
   // A 3D bf16 backward-filter pass may have no deterministic algorithm: the
   // layer still runs, and the ranking says it will not repeat bit for bit.
-  const auto r = rank_candidates({{0, 0, false, false, 10}, {1, 3001, true, false, 0}, {3, 0, false, false, 20}},
+  const auto r = rank_candidates({{0, 0, false, 0, 10}, {1, 3001, true, 0, 0}, {3, 0, false, 0, 20}},
                                  1000, false);
   EXPECT_EQ(algos(r), (std::vector<int>{0, 3}));
   EXPECT_FALSE(r.deterministic);
 }
 
 TEST(ConvRanking, IsEmptyWhenNothingIsUsableAndSaysWhy) {
-  const auto r = rank_candidates({{6, 3000, true, false, 0}}, 1000, false);
+  const auto r = rank_candidates({{6, 3000, true, 0, 0}}, 1000, false);
   EXPECT_TRUE(r.order.empty());
   EXPECT_EQ(r.skipped, "algorithm 6: status 3000; ");
 }

@@ -110,6 +110,32 @@ const ConvCase kConvCases[] = {{shape2d(2, 8, 17, 19), 16, {3, Padding::same}},
                                {shape2d(2, 16, 12, 12), 3, {1, Padding::same}},
                                {shape3d(2, 8, 7, 8, 9), 8, {3, Padding::same}}};
 
+// A convolution's output and gradients (dx, dw, dbias).
+struct ConvResult {
+  std::vector<float> y, dx, dw, db;
+};
+
+// The CPU's forward and backward (dx overwritten, dw from 0, dbias from db0) of case k on these values.
+ConvResult cpu_conv(const ConvCase& k, std::vector<float> x, std::vector<float> w, const std::vector<float>& b,
+                    std::vector<float> dy, float db0) {
+  const Shape out = conv_output_shape(k.in, k.co, k.spec);
+  ConvResult r{std::vector<float>(out.count()), std::vector<float>(k.in.count()), std::vector<float>(w.size(), 0.f),
+               std::vector<float>(k.co, db0)};
+  std::vector<float> ws(static_cast<size_t>(conv_workspace_floats(k.in, k.co, k.spec)));
+  conv_forward(Tensor(x.data(), k.in), w.data(), b.data(), Tensor(r.y.data(), out), k.spec, ws.data());
+  conv_backward(Tensor(x.data(), k.in), w.data(), Tensor(dy.data(), out), Tensor(r.dx.data(), k.in), r.dw.data(),
+                r.db.data(), k.spec, GradMode::overwrite, ws.data());
+  return r;
+}
+
+void expect_conv_close(const ConvResult& gpu, const ConvResult& cpu, double tol, double bias_tol,
+                       const std::string& what) {
+  expect_close(gpu.y, cpu.y, tol, what + " y");
+  expect_close(gpu.dx, cpu.dx, tol, what + " dx");
+  expect_close(gpu.dw, cpu.dw, tol, what + " dw");
+  expect_close(gpu.db, cpu.db, bias_tol, what + " dbias");
+}
+
 TEST_F(GpuPrecision, CudnnConvolutionMatchesCpuInTf32) {
   cudnnHandle_t handle;
   UNET_CUDNN_CHECK(cudnnCreate(&handle));
@@ -119,7 +145,6 @@ TEST_F(GpuPrecision, CudnnConvolutionMatchesCpuInTf32) {
     auto x = random_vector(k.in.count(), 1), w = random_vector(wn, 2), b = random_vector(k.co, 3);
     auto dy = random_vector(out.count(), 4);
     std::vector<float> y(out.count()), dx(k.in.count()), dw(wn, 0.f), db(k.co, 0.f);
-    std::vector<float> ws(static_cast<size_t>(conv_workspace_floats(k.in, k.co, k.spec)));
     auto gx = upload(x), gw = upload(w), gb = upload(b), gy = upload(y), gdy = upload(dy), gdx = upload(dx),
          gdw = upload(dw), gdb = upload(db);
     ConvCudnn conv(handle, k.in, k.co, k.spec, /*tf32=*/true);
@@ -127,14 +152,8 @@ TEST_F(GpuPrecision, CudnnConvolutionMatchesCpuInTf32) {
     conv.forward(Tensor(gx.data(), k.in), gw.data(), gb.data(), Tensor(gy.data(), out), gws.data(), nullptr);
     conv.backward(Tensor(gx.data(), k.in), gw.data(), Tensor(gdy.data(), out), Tensor(gdx.data(), k.in), gdw.data(),
                   gdb.data(), GradMode::overwrite, gws.data(), nullptr);
-    conv_forward(Tensor(x.data(), k.in), w.data(), b.data(), Tensor(y.data(), out), k.spec, ws.data());
-    conv_backward(Tensor(x.data(), k.in), w.data(), Tensor(dy.data(), out), Tensor(dx.data(), k.in), dw.data(),
-                  db.data(), k.spec, GradMode::overwrite, ws.data());
-    const std::string what = "tf32 conv " + k.in.str();
-    expect_close(download(gy), y, 1e-2, what + " y");
-    expect_close(download(gdx), dx, 1e-2, what + " dx");
-    expect_close(download(gdw), dw, 1e-2, what + " dw");
-    expect_close(download(gdb), db, 1e-4, what + " dbias");
+    expect_conv_close({download(gy), download(gdx), download(gdw), download(gdb)}, cpu_conv(k, x, w, b, dy, 0.f), 1e-2,
+                      1e-4, "tf32 conv " + k.in.str());
   }
   UNET_CUDNN_CHECK(cudnnDestroy(handle));
 }
@@ -159,18 +178,9 @@ TEST_F(GpuPrecision, CudnnConvolutionMatchesCpuIn16Bits) {
       // A 16-bit dw is overwritten (the caller adds it into its fp32 gradient); dbias accumulates in fp32.
       conv.backward(x.tensor(k.in), w.dev.data(), dy.tensor(out), dx.tensor(k.in), dw.dev.data(), gdb.data(),
                     GradMode::overwrite, gws.data(), nullptr);
-
-      std::vector<float> cy(out.count()), cdx(k.in.count()), cdw(wn, 0.f), cdb(k.co, 0.5f);
-      std::vector<float> ws(static_cast<size_t>(conv_workspace_floats(k.in, k.co, k.spec)));
-      auto cx = x.exact, cw = w.exact, cdy = dy.exact;
-      conv_forward(Tensor(cx.data(), k.in), cw.data(), b.data(), Tensor(cy.data(), out), k.spec, ws.data());
-      conv_backward(Tensor(cx.data(), k.in), cw.data(), Tensor(cdy.data(), out), Tensor(cdx.data(), k.in), cdw.data(),
-                    cdb.data(), k.spec, GradMode::overwrite, ws.data());
-      const std::string what = std::string(dtype_name(t)) + " conv " + k.in.str();
-      expect_close(values(y), cy, tolerance(t), what + " y");
-      expect_close(values(dx), cdx, tolerance(t), what + " dx");
-      expect_close(values(dw), cdw, tolerance(t), what + " dw");
-      expect_close(download(gdb), cdb, 1e-3, what + " dbias");
+      expect_conv_close({values(y), values(dx), values(dw), download(gdb)},
+                        cpu_conv(k, x.exact, w.exact, b, dy.exact, 0.5f), tolerance(t), 1e-3,
+                        std::string(dtype_name(t)) + " conv " + k.in.str());
     }
   UNET_CUDNN_CHECK(cudnnDestroy(handle));
 }
