@@ -9,8 +9,8 @@
 #include <mutex>
 #include <thread>
 
-#include "io/augment.h"
-#include "io/dataset.h"
+#include "io/data/augment.h"
+#include "io/data/dataset.h"
 
 namespace unet {
 namespace {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "bench/counters.h"
-#include "engine/device_buffer.h"
+#include "engine/device/device_buffer.h"
 #include "kernels/activation.h"
 #include "kernels/conv.h"
 #include "kernels/convert.h"

@@ -1,5 +1,4 @@
-// Dispatch by extension, the text `unet info` prints, and the writers' temporary
-// files.
+// Dispatch by extension, and the text `unet info` prints.
 #include "io/image_file.h"
 
 #include <fcntl.h>
@@ -16,21 +15,15 @@
 #include <sstream>
 #include <vector>
 
+#include "io/file_name.h"
 #include "io/nifti.h"
 #include "io/png.h"
 
 namespace unet {
 namespace {
 
-std::string lower(std::string s) {
-  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && lower(s.substr(s.size() - tail.size())) == tail;
-}
 bool is_nifti_name(const std::string& p) {
-  return ends_with(p, ".nii") || ends_with(p, ".nii.gz") || ends_with(p, ".hdr") || ends_with(p, ".img");
+  return has_extension(p, ".nii") || has_extension(p, ".nii.gz") || has_extension(p, ".hdr") || has_extension(p, ".img");
 }
 
 std::string num(double x) {
@@ -50,10 +43,10 @@ const char* units_name(int code) {
 
 }  // namespace
 
-bool is_image_file(const std::string& path) { return is_nifti_name(path) || ends_with(path, ".png"); }
+bool is_image_file(const std::string& path) { return is_nifti_name(path) || has_extension(path, ".png"); }
 
 Volume read_image(const std::string& path) {
-  if (ends_with(path, ".png")) return read_png(path);
+  if (has_extension(path, ".png")) return read_png(path);
   if (is_nifti_name(path)) return read_nifti(path);
   throw FileError(path + ": unknown image type, expected .nii, .nii.gz, .hdr, .img or .png");
 }
@@ -65,7 +58,7 @@ std::string describe(const Volume& v) {
   if (h) {
     o << "  format:      NIfTI-" << h->version << (h->big_endian ? " (big-endian)" : " (little-endian)") << "\n";
   } else {
-    o << "  format:      " << (ends_with(v.path, ".png") ? "PNG" : "image") << "\n";
+    o << "  format:      " << (has_extension(v.path, ".png") ? "PNG" : "image") << "\n";
   }
   o << "  dims:        " << v.dims << "D, " << v.w << " x " << v.h;
   if (v.dims == 3) o << " x " << v.d;
@@ -135,36 +128,6 @@ void check_finite(const Volume& v) {
                   std::to_string(z) + ", channel " + std::to_string(c) + ") is " +
                   (std::isnan(v.voxels[size_t(first)]) ? "NaN" : "Inf") + "; " + std::to_string(bad) +
                   " voxels are not finite");
-}
-
-TempFile::TempFile(const std::string& path, const std::string& suffix) : path_(path) {
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
-  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  std::string name = dir + "/." + base + ".XXXXXX" + suffix;
-  std::vector<char> buf(name.begin(), name.end());
-  buf.push_back('\0');
-  const int fd = ::mkstemps(buf.data(), int(suffix.size()));
-  if (fd < 0) throw FileError(path + ": cannot write in " + dir + ": " + std::strerror(errno));
-  ::fchmod(fd, 0644);  // mkstemp makes 0600; outputs are for others to read too
-  ::close(fd);
-  tmp_ = buf.data();
-}
-
-TempFile::~TempFile() {
-  if (!done_) ::unlink(tmp_.c_str());
-}
-
-void TempFile::commit() {
-  // On disk before it takes the name, so that a power cut leaves the old file or
-  // the new one, never an empty one.
-  const int fd = ::open(tmp_.c_str(), O_RDONLY);
-  const bool synced = fd >= 0 && ::fsync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!synced) throw FileError(path_ + ": cannot flush the written file to disk: " + std::strerror(errno));
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0)
-    throw FileError(path_ + ": cannot rename the finished file into place: " + std::strerror(errno));
-  done_ = true;
 }
 
 }  // namespace unet

@@ -24,21 +24,5 @@ std::string describe(const Volume& v);
 // and how many there are: readers keep such voxels, the dataset layer refuses them.
 void check_finite(const Volume& v);
 
-// For the writers: a temporary file beside `path` (same folder, so the final
-// rename is atomic) whose name ends in `suffix`; commit() flushes it to disk and
-// renames it to `path`; the destructor removes it if commit() was never reached.
-class TempFile {
- public:
-  TempFile(const std::string& path, const std::string& suffix);
-  ~TempFile();
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  const std::string& name() const { return tmp_; }
-  void commit();  // throws FileError naming `path`
-
- private:
-  std::string path_, tmp_;
-  bool done_ = false;
-};
 
 }  // namespace unet

@@ -21,7 +21,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "io/image_file.h"
+#include "io/atomic_file.h"
+#include "io/file_name.h"
 
 namespace unet {
 namespace {
@@ -60,13 +61,6 @@ double integer_max(int code) {
   }
 }
 
-std::string lower(std::string s) {
-  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && lower(s.substr(s.size() - tail.size())) == tail;
-}
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) { throw FileError(path + ": " + what); }
 
@@ -92,9 +86,9 @@ Names names_of(const std::string& path) {
   Names n{path, path, false};
   const std::string stem = path.substr(0, path.size() - 4);
   const bool upper = path.size() >= 4 && std::isupper(static_cast<unsigned char>(path[path.size() - 1]));
-  if (ends_with(path, ".hdr")) {
+  if (has_extension(path, ".hdr")) {
     n = {path, stem + (upper ? ".IMG" : ".img"), true};
-  } else if (ends_with(path, ".img")) {
+  } else if (has_extension(path, ".img")) {
     n = {stem + (upper ? ".HDR" : ".hdr"), path, true};
   }
   return n;
@@ -340,7 +334,7 @@ Volume read_nifti(const std::string& path) {
     if (::stat(img.c_str(), &st) != 0)
       fail(n.hdr, "its image file " + img + " is missing (a 'ni1'/'ni2' header needs its .img)");
   }
-  if (!ends_with(img, ".gz")) {
+  if (!has_extension(img, ".gz")) {
     const int64_t have = file_size(img);
     if (have < vox_offset + bytes)
       fail(img, "truncated: the header asks for " + std::to_string(bytes) + " bytes of voxels from offset " +
@@ -463,8 +457,8 @@ void write_nifti(const std::string& path, const Volume& v, const std::string& da
     if (datatype == k.name) t = &k;
   if (!t) throw std::invalid_argument("write_nifti " + path + ": datatype '" + datatype + "' is not one of uint8, "
                                       "int8, int16, uint16, int32, uint32, int64, uint64, float32, float64");
-  const bool gz = ends_with(path, ".nii.gz");
-  if (!gz && !ends_with(path, ".nii"))
+  const bool gz = has_extension(path, ".nii.gz");
+  if (!gz && !has_extension(path, ".nii"))
     throw std::invalid_argument("write_nifti " + path + ": expected a .nii or .nii.gz name");
   if (int64_t(v.voxels.size()) != v.count() || v.count() <= 0)
     throw std::invalid_argument("write_nifti " + path + ": volume holds " + std::to_string(v.voxels.size()) +

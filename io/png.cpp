@@ -19,7 +19,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "io/image_file.h"
+#include "io/atomic_file.h"
 
 namespace unet {
 namespace {

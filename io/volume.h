@@ -15,7 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/tensor.h"
+#include "io/file_error.h"
+#include "kernels/base/tensor.h"
 
 namespace unet {
 
@@ -39,10 +40,5 @@ struct Volume {
   bool same_grid(const Volume& o) const { return d == o.d && h == o.h && w == o.w; }
 };
 
-// Thrown for any file that cannot be read as what it claims to be; what()
-// names the file, the field and what was expected.
-struct FileError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 }  // namespace unet

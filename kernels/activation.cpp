@@ -1,6 +1,6 @@
 #include "kernels/activation.h"
 
-#include "kernels/parallel.h"
+#include "kernels/base/parallel.h"
 
 namespace unet {
 

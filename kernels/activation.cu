@@ -1,8 +1,8 @@
 // CUDA launchers for bias + activation; the arithmetic is activation.h's, on
 // tensors of any storage type (fp32 math).
-#include "engine/cuda_check.h"
+#include "kernels/base/cuda_check.h"
 #include "kernels/activation.h"
-#include "kernels/cuda_launch.h"
+#include "kernels/base/cuda_launch.h"
 
 namespace unet {
 namespace {

@@ -10,8 +10,8 @@
 // the pre-activation was > 0, so the input need not be kept.
 #pragma once
 
-#include "engine/tensor.h"
-#include "kernels/common.h"
+#include "kernels/base/tensor.h"
+#include "kernels/base/common.h"
 
 namespace unet {
 

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <string>
 
-#include "kernels/parallel.h"
+#include "kernels/base/parallel.h"
 
 namespace unet {
 namespace {

@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/cuda_check.h"
+#include "kernels/base/cuda_check.h"
 #include "kernels/activation.h"
 #include "kernels/conv.h"
 #include "kernels/conv_choice.h"
-#include "kernels/cuda_launch.h"
+#include "kernels/base/cuda_launch.h"
 
 namespace unet {
 namespace {

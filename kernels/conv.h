@@ -18,8 +18,8 @@
 
 #include <string>
 
-#include "engine/tensor.h"
-#include "kernels/common.h"
+#include "kernels/base/tensor.h"
+#include "kernels/base/common.h"
 
 namespace unet {
 

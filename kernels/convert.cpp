@@ -1,6 +1,6 @@
 #include "kernels/convert.h"
 
-#include "kernels/half.h"
+#include "kernels/base/half.h"
 
 namespace unet {
 namespace {

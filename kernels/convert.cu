@@ -1,8 +1,8 @@
 // CUDA launcher for convert (convert.h): one thread per element, half.h's rounding.
-#include "engine/cuda_check.h"
+#include "kernels/base/cuda_check.h"
 #include "kernels/convert.h"
-#include "kernels/cuda_launch.h"
-#include "kernels/half.h"
+#include "kernels/base/cuda_launch.h"
+#include "kernels/base/half.h"
 
 namespace unet {
 namespace {

@@ -12,8 +12,8 @@
 
 #include <cstdint>
 
-#include "engine/tensor.h"
-#include "kernels/common.h"
+#include "kernels/base/tensor.h"
+#include "kernels/base/common.h"
 
 namespace unet {
 

@@ -3,9 +3,9 @@
 // when it is overwritten.
 #include <string>
 
-#include "engine/cuda_check.h"
+#include "kernels/base/cuda_check.h"
 #include "kernels/crop.h"
-#include "kernels/cuda_launch.h"
+#include "kernels/base/cuda_launch.h"
 
 namespace unet {
 namespace {

@@ -18,8 +18,8 @@
 //   crop_backward: reads dy; writes dx per `mode` (overwrite zeroes the border).
 #pragma once
 
-#include "engine/tensor.h"
-#include "kernels/common.h"
+#include "kernels/base/tensor.h"
+#include "kernels/base/common.h"
 
 namespace unet {
 

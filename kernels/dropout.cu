@@ -3,8 +3,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "engine/cuda_check.h"
-#include "kernels/cuda_launch.h"
+#include "kernels/base/cuda_check.h"
+#include "kernels/base/cuda_launch.h"
 #include "kernels/dropout.h"
 
 namespace unet {

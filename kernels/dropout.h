@@ -10,8 +10,8 @@
 //   dropout_backward: reads dy; overwrites dx (dx may be dy: in place).
 #pragma once
 
-#include "engine/tensor.h"
-#include "kernels/common.h"
+#include "kernels/base/tensor.h"
+#include "kernels/base/common.h"
 
 namespace unet {
 

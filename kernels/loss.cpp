@@ -5,7 +5,7 @@
 #include <string>
 
 #include "kernels/metrics.h"
-#include "kernels/parallel.h"
+#include "kernels/base/parallel.h"
 
 namespace unet {
 

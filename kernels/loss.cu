@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/cuda_check.h"
-#include "kernels/cuda_launch.h"
+#include "kernels/base/cuda_check.h"
+#include "kernels/base/cuda_launch.h"
 #include "kernels/loss.h"
 #include "kernels/metrics.h"
 

@@ -31,8 +31,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/tensor.h"
-#include "kernels/common.h"
+#include "kernels/base/tensor.h"
+#include "kernels/base/common.h"
 #include "kernels/step.h"
 
 namespace unet {

@@ -1,8 +1,8 @@
 // CUDA launchers for max pooling (maxpool.h): forward one thread per output,
 // backward one thread per input element gathering through the saved argmax (no
 // atomics). The window order is pool_window_offset's, shared with the CPU.
-#include "engine/cuda_check.h"
-#include "kernels/cuda_launch.h"
+#include "kernels/base/cuda_check.h"
+#include "kernels/base/cuda_launch.h"
 #include "kernels/maxpool.h"
 
 namespace unet {

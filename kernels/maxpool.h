@@ -13,8 +13,8 @@
 //                     accumulate: the pooled tensor is also a skip connection).
 #pragma once
 
-#include "engine/tensor.h"
-#include "kernels/common.h"
+#include "kernels/base/tensor.h"
+#include "kernels/base/common.h"
 
 namespace unet {
 

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/tensor.h"
+#include "kernels/base/tensor.h"
 #include "kernels/loss.h"
 
 namespace unet {

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "kernels/parallel.h"
+#include "kernels/base/parallel.h"
 
 namespace unet {
 namespace {

@@ -4,8 +4,8 @@
 // norm_input_grad, the CPU's own, in fp32 on tensors of any storage type.
 #include <cmath>
 
-#include "engine/cuda_check.h"
-#include "kernels/cuda_launch.h"
+#include "kernels/base/cuda_check.h"
+#include "kernels/base/cuda_launch.h"
 #include "kernels/norm.h"
 
 namespace unet {

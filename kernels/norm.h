@@ -27,8 +27,8 @@
 
 #include <functional>
 
-#include "engine/tensor.h"
-#include "kernels/common.h"
+#include "kernels/base/tensor.h"
+#include "kernels/base/common.h"
 
 namespace unet {
 

@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "kernels/parallel.h"
+#include "kernels/base/parallel.h"
 
 namespace unet {
 

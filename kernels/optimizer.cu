@@ -7,8 +7,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "engine/cuda_check.h"
-#include "kernels/cuda_launch.h"
+#include "kernels/base/cuda_check.h"
+#include "kernels/base/cuda_launch.h"
 #include "kernels/optimizer.h"
 
 namespace unet {

@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/common.h"
+#include "kernels/base/common.h"
 #include "kernels/step.h"
 
 namespace unet {

@@ -10,7 +10,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/common.h"
+#include "kernels/base/common.h"
 
 namespace unet {
 

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "kernels/parallel.h"
+#include "kernels/base/parallel.h"
 
 namespace unet {
 namespace {

@@ -4,8 +4,8 @@
 // The output positions are upconv_output_offset's, the CPU's.
 #include <cublas_v2.h>
 
-#include "engine/cuda_check.h"
-#include "kernels/cuda_launch.h"
+#include "kernels/base/cuda_check.h"
+#include "kernels/base/cuda_launch.h"
 #include "kernels/upconv.h"
 
 namespace unet {

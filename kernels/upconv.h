@@ -14,8 +14,8 @@
 //                    into dw and dbias (may be null).
 #pragma once
 
-#include "engine/tensor.h"
-#include "kernels/common.h"
+#include "kernels/base/tensor.h"
+#include "kernels/base/common.h"
 
 namespace unet {
 

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/tensor.h"
+#include "kernels/base/tensor.h"
 
 namespace unet::test {
 

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "engine/tensor.h"
+#include "kernels/base/tensor.h"
 #include "kernels/conv.h"
 #include "kernels/upconv.h"
 

@@ -1,4 +1,4 @@
-#include "io/augment.h"
+#include "io/data/augment.h"
 
 #include <gtest/gtest.h>
 

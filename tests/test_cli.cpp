@@ -12,7 +12,7 @@
 
 #include "tests/run_binary.h"
 #ifdef UNET_CUDA
-#include "engine/device_buffer.h"
+#include "engine/device/device_buffer.h"
 #endif
 
 namespace {

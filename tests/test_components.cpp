@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "io/components.h"
+#include "engine/evaluate/components.h"
 
 namespace unet {
 namespace {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "kernels/convert.h"
-#include "kernels/half.h"
+#include "kernels/base/half.h"
 
 namespace unet {
 namespace {

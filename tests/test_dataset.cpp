@@ -1,4 +1,4 @@
-#include "io/dataset.h"
+#include "io/data/dataset.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "io/augment.h"
+#include "io/data/augment.h"
 #include "io/image_file.h"
 
 namespace unet {

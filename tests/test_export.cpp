@@ -16,7 +16,7 @@
 
 #include <gtest/gtest.h>
 
-#include "engine/checkpoint.h"
+#include "engine/storage/checkpoint.h"
 #include "tests/generated_files.h"
 #include "tests/run_binary.h"
 

@@ -1,4 +1,4 @@
-#include "io/labels.h"
+#include "io/data/labels.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "io/loader.h"
+#include "engine/train/loader.h"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@ namespace {
 
 // A sample maker whose output depends only on (epoch, sample), and which sleeps
 // a random while so that workers finish out of order.
-Loader::MakeSample slow_maker(std::atomic<int>* live = nullptr, std::atomic<int>* peak = nullptr) {
+MakeSample slow_maker(std::atomic<int>* live = nullptr, std::atomic<int>* peak = nullptr) {
   return [live, peak](int64_t epoch, int64_t sample, float* image, int32_t* label) {
     if (live) {
       const int now = ++*live;

@@ -1,4 +1,4 @@
-#include "engine/unet_model.h"
+#include "engine/model/unet_model.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

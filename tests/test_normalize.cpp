@@ -1,4 +1,4 @@
-#include "io/normalize.h"
+#include "io/data/normalize.h"
 
 #include <gtest/gtest.h>
 

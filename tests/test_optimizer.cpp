@@ -7,7 +7,7 @@
 #include <limits>
 #include <vector>
 
-#include "engine/schedule.h"
+#include "engine/train/schedule.h"
 #include "tests/gradcheck.h"
 
 namespace unet {

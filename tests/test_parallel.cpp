@@ -20,8 +20,8 @@
 #include <future>
 #include <thread>
 
-#include "engine/communicator.h"
-#include "engine/gradient_reducer.h"
+#include "engine/parallel/communicator.h"
+#include "engine/parallel/gradient_reducer.h"
 #include "tests/files.h"
 #include "tests/run_binary.h"
 

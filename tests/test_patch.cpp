@@ -1,4 +1,4 @@
-#include "io/patch.h"
+#include "io/data/patch.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "engine/sliding_window.h"
+#include "engine/model/sliding_window.h"
 
 #include <gtest/gtest.h>
 

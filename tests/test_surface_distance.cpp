@@ -1,4 +1,4 @@
-#include "io/surface_distance.h"
+#include "engine/evaluate/surface_distance.h"
 
 #include <gtest/gtest.h>
 

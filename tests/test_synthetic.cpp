@@ -1,4 +1,4 @@
-#include "io/synthetic.h"
+#include "io/data/synthetic.h"
 
 #include <gtest/gtest.h>
 #include <omp.h>

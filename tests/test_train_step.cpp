@@ -13,7 +13,7 @@
 #include <optional>
 #include <vector>
 
-#include "engine/train_step.h"
+#include "engine/train/train_step.h"
 #include "tests/gradcheck.h"
 
 namespace unet {

@@ -1,4 +1,4 @@
-#include "engine/trainer.h"
+#include "engine/train/trainer.h"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "engine/checkpoint.h"
-#include "io/synthetic.h"
+#include "engine/storage/checkpoint.h"
+#include "io/data/synthetic.h"
 
 namespace unet {
 namespace {

@@ -14,9 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/checkpoint.h"
+#include "engine/storage/checkpoint.h"
 #include "io/png.h"
-#include "io/synthetic.h"
+#include "io/data/synthetic.h"
 #include "tests/files.h"
 #include "tests/run_binary.h"
 

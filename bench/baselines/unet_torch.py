@@ -1,5 +1,5 @@
 """The unet.cu U-Net in PyTorch: the same layers, parameter names, initialization,
-loss and optimizer (engine/unet_config.h, engine/unet_model.cpp, kernels/loss.h).
+loss and optimizer (engine/model/unet_config.h, engine/model/unet_model.cpp, kernels/loss.h).
 
 Level l has start_filters * 2^l channels; a convolution is conv -> [norm] -> act
 (no conv bias under a norm); encoder blocks are followed by a 2x2(x2) max-pool;

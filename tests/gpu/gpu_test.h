@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/device_buffer.h"
+#include "engine/device/device_buffer.h"
 
 namespace unet::test {
 

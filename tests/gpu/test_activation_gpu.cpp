@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "engine/device_buffer.h"
+#include "engine/device/device_buffer.h"
 #include "tests/gpu/gpu_test.h"
 #include "kernels/activation.h"
 #include "tests/gradcheck.h"

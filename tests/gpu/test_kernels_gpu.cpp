@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/device_buffer.h"
+#include "engine/device/device_buffer.h"
 #include "tests/gpu/gpu_test.h"
 #include "kernels/activation.h"
 #include "kernels/conv.h"

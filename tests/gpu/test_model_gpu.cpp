@@ -27,13 +27,13 @@
 #include <string>
 #include <vector>
 
-#include "engine/device_buffer.h"
+#include "engine/device/device_buffer.h"
 #include "tests/gpu/gpu_test.h"
-#include "engine/loss_scaler.h"
-#include "engine/train_step.h"
-#include "engine/unet_model.h"
+#include "engine/train/loss_scaler.h"
+#include "engine/train/train_step.h"
+#include "engine/model/unet_model.h"
 #include "io/png.h"
-#include "io/synthetic.h"
+#include "io/data/synthetic.h"
 #include "tests/gradcheck.h"
 #include "tests/run_binary.h"
 

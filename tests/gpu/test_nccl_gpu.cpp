@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <vector>
 
-#include "engine/communicator.h"
-#include "engine/device_buffer.h"
+#include "engine/parallel/communicator.h"
+#include "engine/device/device_buffer.h"
 #include "tests/gpu/gpu_test.h"
-#include "engine/gradient_reducer.h"
+#include "engine/parallel/gradient_reducer.h"
 
 namespace unet {
 namespace {

@@ -26,14 +26,14 @@
 #include <thread>
 #include <vector>
 
-#include "engine/backend.h"
-#include "engine/device_buffer.h"
+#include "engine/device/backend.h"
+#include "engine/device/device_buffer.h"
 #include "kernels/activation.h"
 #include "kernels/conv.h"
 #include "kernels/convert.h"
 #include "kernels/crop.h"
 #include "kernels/dropout.h"
-#include "kernels/half.h"
+#include "kernels/base/half.h"
 #include "kernels/maxpool.h"
 #include "kernels/norm.h"
 #include "kernels/upconv.h"

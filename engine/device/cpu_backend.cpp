@@ -1,0 +1,221 @@
+// The CPU backend: host memory and the CPU ops of kernels/, unchanged.
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <new>
+
+#include "engine/device/backend.h"
+#ifdef UNET_CUDA
+#include "engine/device/device_buffer.h"
+#endif
+#include "kernels/convert.h"
+#include "kernels/crop.h"
+#include "kernels/maxpool.h"
+#include "kernels/upconv.h"
+
+namespace unet {
+namespace {
+
+// The memory the kernel says a new allocation can get without swapping
+// (MemAvailable), 0 where it cannot be read.
+int64_t available_memory() {
+  std::ifstream f("/proc/meminfo");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("MemAvailable:", 0) == 0) return std::stoll(line.substr(13)) * 1024;  // kB
+  return 0;
+}
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("model name", 0) == 0) return "cpu: " + line.substr(line.find(':') + 2);
+  return "cpu";
+}
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(int64_t limit, bool separate) : limit_(limit), separate_(separate) {}
+  std::string name() const override { return cpu_model(); }
+  bool is_cuda() const override { return false; }
+  bool separate_memory() const override { return separate_; }
+  Stream stream() const override { return nullptr; }
+
+  Memory allocate(int64_t bytes) override {
+    if (bytes > free_bytes())
+      throw OutOfMemory("cpu: cannot allocate " + std::to_string(bytes >> 20) + " MiB within the memory limit (" +
+                        std::to_string(free_bytes() >> 20) + " MiB free)");
+    // 64-byte alignment for vector loads; aligned_alloc wants a multiple of it.
+    const size_t size = static_cast<size_t>((std::max<int64_t>(bytes, 1) + 63) / 64 * 64);
+    void* p = std::aligned_alloc(64, size);
+    if (!p) throw std::bad_alloc();
+    std::memset(p, 0, size);
+    held_ += bytes;
+    peak_ = std::max(peak_, held_);
+    return Memory(p, [this, bytes](void* q) {
+      std::free(q);
+      held_ -= bytes;
+    });
+  }
+  void upload(void* dst, const void* host, int64_t bytes) override {
+    if (bytes) std::memcpy(dst, host, static_cast<size_t>(bytes));
+  }
+  void download(void* host, const void* src, int64_t bytes) override {
+    if (bytes) std::memcpy(host, src, static_cast<size_t>(bytes));
+  }
+  void zero(void* dst, int64_t bytes) override { std::memset(dst, 0, static_cast<size_t>(bytes)); }
+  void synchronize() override {}
+  int64_t free_bytes() const override {
+    return limit_ > 0 ? limit_ - held_ : std::numeric_limits<int64_t>::max();
+  }
+  int64_t peak_bytes() const override { return peak_; }
+
+  int64_t max_tensor_elements() const override { return std::numeric_limits<int64_t>::max(); }
+  DType activation_type() const override { return DType::f32; }
+  void convert(const Tensor& src, const Tensor& dst) override {
+    expect_shape("convert", "dst", dst.shape, src.shape);
+    if (!src.contiguous() || !dst.contiguous()) throw std::invalid_argument("convert: the tensors must be packed");
+    unet::convert(src.data, src.dtype, dst.data, dst.dtype, src.shape.count());
+  }
+
+  int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides) override {
+    convs_.push_back({conv_workspace_floats(in, out_channels, spec) * int64_t(sizeof(float)), spec});
+    return static_cast<int>(convs_.size() - 1);
+  }
+  int64_t conv_workspace_bytes(int plan) const override { return convs_.at(plan).workspace; }
+  void conv_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
+                    void* workspace) override {
+    unet::conv_forward(x, w, bias, y, convs_[plan].spec, static_cast<float*>(workspace));
+  }
+  void conv_bias_act_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
+                             ActivationSpec act, void* workspace) override {
+    conv_forward(plan, x, w, nullptr, y, workspace);
+    unet::bias_act_forward(y, bias, act);
+  }
+  void conv_backward(int plan, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
+                     float* dbias, GradMode mode, void* workspace) override {
+    unet::conv_backward(x, w, dy, dx, dw, dbias, convs_[plan].spec, mode, static_cast<float*>(workspace));
+  }
+
+  int64_t upconv_workspace_bytes(const Shape& in, int64_t out_channels) const override {
+    return upconv_workspace_floats(in, out_channels) * int64_t(sizeof(float));
+  }
+  void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace) override {
+    unet::upconv_forward(x, w, bias, y, static_cast<float*>(workspace));
+  }
+  void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
+                       GradMode mode, void* workspace) override {
+    unet::upconv_backward(x, w, dy, dx, dw, dbias, mode, static_cast<float*>(workspace));
+  }
+
+  void bias_act_forward(const Tensor& y, const float* bias, ActivationSpec act) override {
+    unet::bias_act_forward(y, bias, act);
+  }
+  void bias_act_backward(const Tensor& y, const Tensor& dy, float* dbias, ActivationSpec act) override {
+    unet::bias_act_backward(y, dy, dbias, act);
+  }
+
+  void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
+                          float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
+                          const NormSumsReducer& reduce) override {
+    unet::norm_forward_train(x, y, gamma, beta, mean, invstd, running_mean, running_var, spec, reduce);
+  }
+  void norm_forward_infer(const Tensor& x, const Tensor& y, const float* gamma, const float* beta,
+                          const float* running_mean, const float* running_var, const NormSpec& spec) override {
+    unet::norm_forward_infer(x, y, gamma, beta, running_mean, running_var, spec);
+  }
+  void norm_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, const float* gamma, const float* mean,
+                     const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec,
+                     const NormSumsReducer& reduce) override {
+    unet::norm_backward(x, dy, dx, gamma, mean, invstd, dgamma, dbeta, spec, reduce);
+  }
+
+  void maxpool_forward(const Tensor& x, const Tensor& y, uint8_t* argmax) override {
+    unet::maxpool_forward(x, y, argmax);
+  }
+  void maxpool_backward(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode) override {
+    unet::maxpool_backward(dy, argmax, dx, mode);
+  }
+  void crop_forward(const Tensor& x, const Tensor& y) override { unet::crop_forward(x, y); }
+  void crop_backward(const Tensor& dy, const Tensor& dx, GradMode mode) override { unet::crop_backward(dy, dx, mode); }
+  void dropout_forward(const Tensor& x, const Tensor& y, const DropoutSpec& spec) override {
+    unet::dropout_forward(x, y, spec);
+  }
+  void dropout_backward(const Tensor& dy, const Tensor& dx, const DropoutSpec& spec) override {
+    unet::dropout_backward(dy, dx, spec);
+  }
+
+  void reserve(const Shape&, int64_t) override {}  // the CPU reductions keep their sums on the stack
+  void step_loss(const Tensor& logits, const int32_t* labels, const Tensor& dlogits, const LossSpec& spec,
+                 const LossSumsReducer& reduce, const StepInputs* in, StepOutputs* out) override {
+    LossSpec scaled = spec;
+    scaled.grad_scale = in->loss_scale;
+    out->loss += unet::loss_forward_backward(logits, labels, dlogits, scaled, reduce) / in->accumulate;
+  }
+  void step_update(float* params, const float* grads, float* m, float* v, int64_t count, const ParamRanges& ranges,
+                   const OptimizerSpec& spec, const StepInputs* in, StepOutputs* out) override {
+    out->sumsq = gradient_sumsq(grads, count);
+    out->factor = step_factor(*out, *in);
+    if (out->factor == 0.f) return;
+    for (const auto& [offset, n] : ranges)
+      optimizer_update(params + offset, grads + offset, m + offset, v + offset, n, spec, in->lr, in->bias1, in->bias2,
+                       out->factor);
+  }
+
+ private:
+  struct ConvPlan {
+    int64_t workspace;
+    ConvSpec spec;
+  };
+  std::vector<ConvPlan> convs_;
+  int64_t limit_, held_ = 0, peak_ = 0;
+  bool separate_;
+};
+
+}  // namespace
+
+std::shared_ptr<Backend> cpu_backend(int64_t memory_limit, bool separate_memory) {
+  return std::make_shared<CpuBackend>(memory_limit, separate_memory);
+}
+
+Precision parse_precision(const std::string& text) {
+  if (text == "fp32") return Precision::fp32;
+  if (text == "tf32") return Precision::tf32;
+  if (text == "bf16") return Precision::bf16;
+  if (text == "fp16") return Precision::fp16;
+  throw std::invalid_argument("--precision " + text + ": expected fp32, tf32, bf16 or fp16");
+}
+
+DType storage_type(Precision p) {
+  return p == Precision::bf16 ? DType::bf16 : p == Precision::fp16 ? DType::f16 : DType::f32;
+}
+
+std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_rank, bool graphs) {
+  if (gpus < 0) throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": expected 0 (the CPU) or 1");
+  // A batch larger than the machine's memory is refused with the batch that fits.
+  if (gpus == 0 && storage_type(precision) != DType::f32)
+    throw std::invalid_argument(std::string("--precision ") + dtype_name(storage_type(precision)) +
+                                ": mixed precision runs on a GPU (--gpus 1); the CPU computes fp32 (--precision fp32)");
+  if (gpus == 0) return cpu_backend(available_memory());
+  if (gpus > 1)
+    throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": one process drives one GPU; for several, run "
+                                "one rank per GPU (srun --ntasks-per-node=GPUS, README \"Data parallel\") with --gpus 1");
+#ifdef UNET_CUDA
+  // Ranks on one node share its GPUs unless the launcher gave each its own
+  // (CUDA_VISIBLE_DEVICES, --gpus-per-task): local rank r takes visible GPU r.
+  const int count = cuda_device_count();
+  const int device = count > 0 ? local_rank % count : 0;
+#else
+  const int device = local_rank;  // this build's cuda_backend refuses, saying why
+#endif
+  return cuda_backend(device, precision, graphs);
+}
+
+#ifndef UNET_CUDA
+std::shared_ptr<Backend> cuda_backend(int, Precision, bool) {
+  throw std::runtime_error("--gpus: this unet was built without the CUDA backend (no nvcc at build time); rebuild "
+                           "where the CUDA toolkit is installed, or train on the CPU with --gpus 0");
+}
+#endif
+
+}  // namespace unet

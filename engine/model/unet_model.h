@@ -1,0 +1,226 @@
+// The U-Net: parameters, a planned activation arena, and forward and backward
+// as explicit call lists (no autograd). See unet_config.h for the layers.
+//
+// Memory (DESIGN.md, principle 4): one parameter buffer and one gradient buffer
+// in the same layout (param_table() names every tensor in it), a state buffer
+// for the norms' running statistics, and for a given input shape one arena that
+// plan() lays out once: every activation backward needs, the decoders'
+// concatenation buffers (the encoder writes its skip output straight into the
+// first half, the up-convolution into the second: zero-copy with "same"
+// padding), their gradients, two scratch gradient buffers and the convolution
+// workspace. forward() and backward() allocate nothing.
+//
+// Backend (backend.h): the buffers live where the model's backend keeps them
+// and every op runs there; the call lists below are the same for the CPU and
+// the GPU. params(), grads() and state() are host copies: on the CPU they are
+// the buffers the ops use; where the backend's memory is separate (a GPU) they
+// are updated by copy_to_host() (and pushed back by copy_to_device() after the
+// host changed them). The device_* accessors give the backend's own buffers.
+//
+// Contract
+//   forward:  reads the input and the parameters; overwrites the arena; returns
+//             a view of the logits. training: batch statistics (updating the
+//             running ones) and dropout keyed on `step`; otherwise running
+//             statistics and no dropout.
+//   backward: reads the arena left by forward(training = true) and dlogits();
+//             accumulates (+=) into grads(). The caller zeroes grads() between
+//             optimizer steps (gradient accumulation is leaving them).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/device/backend.h"
+#include "kernels/base/tensor.h"
+#include "engine/model/unet_config.h"
+
+namespace unet {
+
+struct ParamInfo {
+  std::string name;            // "enc0.conv1.weight", "up2.bias", "head.weight", ...
+  int64_t offset = 0, count = 0;
+  std::vector<int64_t> shape;  // PyTorch's layout for the tensor
+};
+
+// One row of `unet summary`.
+struct LayerInfo {
+  std::string name, kind;
+  Shape output;
+  int64_t params = 0;
+  double forward_macs = 0;
+};
+
+class UNet {
+ public:
+  // Lays out and He-initializes the parameters, on the CPU backend.
+  explicit UNet(const UNetConfig& config);
+  ~UNet();
+  UNet(const UNet&) = delete;  // the buffers are views of one another
+  UNet& operator=(const UNet&) = delete;
+
+  // Moves the model to another backend: its parameters and state go along;
+  // the arena is dropped (plan() again).
+  void to(std::shared_ptr<Backend> backend);
+  Backend& backend() const { return *backend_; }
+
+  const UNetConfig& config() const { return config_; }
+  int64_t parameter_count() const { return static_cast<int64_t>(params_.size()); }
+  float* params() { return params_.data(); }
+  float* grads() { return grads_.data(); }
+  const float* params() const { return params_.data(); }
+  const float* grads() const { return grads_.data(); }
+  std::vector<float>& state() { return state_; }  // running mean and variance of batch norms
+  const std::vector<float>& state() const { return state_; }
+  const std::vector<ParamInfo>& param_table() const { return table_; }
+  void zero_grads();
+
+  float* device_params() { return p_; }
+  float* device_grads() { return g_; }
+  float* device_state() { return s_; }
+  // Host copies <-> the backend's buffers (parameters, state; grads on demand).
+  // No-ops on the CPU, where they are the same memory.
+  void copy_to_host() const;
+  void copy_to_device();
+  void copy_grads_to_host();
+
+  // Lays out the arena for inputs of this shape (N, in_channels, [D,] H, W).
+  // Throws std::invalid_argument when the shape cannot pass through the net
+  // (sizes that do not halve evenly, too small for "valid" convolutions), saying
+  // which level fails and which sizes would work.
+  void plan(const Shape& input);
+  const Shape& input_shape() const { return input_; }
+  Shape output_shape() const;
+  // What plan() allocated: activations, gradients, pooling indices, workspace, staging.
+  int64_t arena_bytes() const { return arena_bytes_; }
+
+  // A batch from host memory into the backend's (the CPU: the same memory, no
+  // copy): the input forward() and backward() take, and the labels the loss
+  // takes (staged after the input). On a GPU the copies run on their own stream
+  // beside the ops still queued, into one of two buffer pairs taken in turn,
+  // once the ops queued before the previous batch's were done: a batch may be
+  // staged while the previous one's passes run. The host buffers stay read
+  // until Backend::wait_staged() or the next host value.
+  Tensor stage_input(const float* host);
+  const int32_t* stage_labels(const int32_t* host);
+
+  Tensor forward(const Tensor& input, bool training, uint64_t step = 0);
+  Tensor dlogits();  // where the loss writes its gradient
+  void backward(const Tensor& input);
+  // The logits of the last forward() in host memory (a copy on a GPU).
+  Tensor logits_on_host();
+
+  // Data parallelism. backward() finishes the parameter gradients in descending
+  // offset order and calls grads_ready(first) each time those from `first` to
+  // the end are final, so that their all-reduce can start while it goes on.
+  void set_grads_ready(std::function<void(int64_t first)> f) { grads_ready_ = std::move(f); }
+  // This batch's first sample within the global batch: dropout masks follow it.
+  void set_first_sample(int64_t n) { first_sample_ = n; }
+  // Synchronized batch norm: training statistics over every rank's batch.
+  void set_norm_sums_reducer(NormSumsReducer f) { norm_reduce_ = std::move(f); }
+
+  // Whether a pass (and a step around it) can be captured as a CUDA Graph:
+  // nothing in it changes from call to call (dropout's masks follow the step)
+  // or calls the host (the data-parallel hooks). A key naming this model, the
+  // pass and the input buffer, for Backend::run_captured.
+  bool capturable(bool training) const;
+  std::string capture_key(const std::string& pass, const Tensor& input) const;
+
+  std::vector<LayerInfo> summary() const;  // needs plan()
+  double train_step_flops() const;          // forward + backward, multiply-add = 2
+
+  struct Slot {  // a view into the arena, kept as a byte offset so it survives reallocation
+    int64_t offset = 0, stride = 0;  // stride in elements
+    Shape shape;
+    DType dtype = DType::f32;  // the backend's activation type, or fp32 (logits, their gradient, the caller's input)
+    Slot channels(int64_t c0, int64_t count) const;
+  };
+  struct ConvLayer {
+    std::string name;
+    ConvSpec spec;
+    int64_t ci = 0, co = 0;
+    int64_t w = -1, b = -1, gamma = -1, beta = -1, running = -1;  // parameter / state offsets
+    Slot in, pre, out;  // pre == out without a norm
+    int64_t stats = -1;  // arena offset of the norm's batch mean, then its invstd (groups each)
+    int conv = -1;       // the backend's convolution plan
+  };
+  struct Block {
+    std::vector<ConvLayer> convs;
+    const Slot& out() const { return convs.back().out; }
+  };
+  struct Level {
+    Block enc, dec;         // enc unused at level `depth` (the bottleneck is bottleneck_)
+    Slot enc_out;           // the encoder's output ("valid": its own buffer, cropped into cat)
+    Slot pooled;            // after max-pool
+    int64_t argmax = 0;     // offset into argmax_
+    Slot cat, dcat;         // [skip, up] and its gradient
+    int64_t up_w = -1, up_b = -1;  // up-convolution from level + 1
+  };
+  // The layer tables, for exporters that walk the net as forward() does.
+  const std::vector<Level>& levels() const { return levels_; }
+  const Block& bottleneck() const { return bottleneck_; }
+  const ConvLayer& head() const { return head_; }
+
+ private:
+  Tensor view(const Slot& s);
+  uint8_t* argmax() const { return static_cast<uint8_t*>(argmax_.get()); }
+  Block make_block(const std::string& name, int64_t ci, int64_t co);
+  void block_forward(Block& b, bool training);
+  // Backward through a block whose output gradient is in dout (in place). Writes
+  // the input gradient to `target` (when given) or to a scratch buffer other than
+  // dout's, returned.
+  Slot block_backward(Block& b, const Slot& dout, const Slot* target, bool need_input_grad);
+  // A scratch buffer other than the one s lives in, viewed with `shape`.
+  Slot other_scratch(const Slot& s, const Shape& shape) const;
+  void dropout(const Slot& s, uint64_t site, bool backward);
+  // The passes' op sequences; forward() and backward() run them, captured as a
+  // CUDA Graph (per pass and input buffer) where the backend does and nothing
+  // in them changes from call to call.
+  void forward_ops(bool training);
+  void backward_ops();
+  void release_plan();  // the arena and everything planned with it go back to the backend
+  // Lays out the arena (offsets only) for `input`; then the backend's plan of
+  // each convolution, for its shapes and strides, and the workspace they need.
+  void lay_out(const Shape& input);
+  void plan_convolutions();
+  // What the arena, pooling indices and staging buffers take for `input` (no
+  // workspace), laying the net out for it.
+  int64_t layout_bytes(const Shape& input);
+  // The error for a plan of `bytes` the backend cannot hold: what it needs,
+  // what is free, and the largest batch that would fit (found by laying out
+  // smaller batches: the layout is left for another batch, the plan released).
+  OutOfMemory does_not_fit(const Shape& input, int64_t bytes);
+
+  // Declared first: the buffers below go back to it before it goes.
+  std::shared_ptr<Backend> backend_;
+  UNetConfig config_;
+  // Host copies; on the CPU backend the buffers the ops use (p_, g_, s_ point into them).
+  mutable std::vector<float> params_, state_;
+  std::vector<float> grads_;
+  Backend::Memory device_params_, device_grads_, device_state_;  // GPU backends only
+  float *p_ = nullptr, *g_ = nullptr, *s_ = nullptr;
+  std::vector<ParamInfo> table_;
+  std::vector<Level> levels_;  // 0..depth-1
+  Block bottleneck_;
+  ConvLayer head_;
+  Shape input_;
+  Tensor input_tensor_;  // the caller's input during forward() and backward()
+  Backend::Memory arena_, argmax_, workspace_, staged_input_[2], staged_labels_[2];
+  int staged_ = 0;  // the staging pair the last batch went to
+  char* a_ = nullptr;  // arena_'s bytes
+  DType act_ = DType::f32;  // the backend's activation type
+  int64_t argmax_count_ = 0, workspace_bytes_ = 0, arena_bytes_ = 0, norm_groups_ = 0;
+  int64_t largest_ = 0;  // elements of the largest arena tensor
+  std::vector<float> host_logits_;
+  Slot scratch_[2], logits_, dlogits_;
+  Slot input_copy_;  // what the first convolution reads: the caller's input (offset -1) or its 16-bit copy
+  Slot dhead_;       // the head's output gradient: dlogits_, or its 16-bit copy
+  uint64_t step_ = 0;
+  int64_t first_sample_ = 0;
+  std::function<void(int64_t)> grads_ready_;
+  NormSumsReducer norm_reduce_;
+  int64_t reserved_ = 0;  // arena bytes handed out by plan()
+};
+
+}  // namespace unet

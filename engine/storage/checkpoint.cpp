@@ -1,0 +1,135 @@
+#include "engine/storage/checkpoint.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace unet {
+namespace {
+
+const char* kNorms[] = {"none", "batch", "instance"};
+const char* kActivations[] = {"identity", "relu", "leaky_relu"};
+
+template <size_t N>
+int index_of(const char* const (&names)[N], const std::string& v, const std::string& field, const std::string& where) {
+  for (size_t i = 0; i < N; ++i)
+    if (v == names[i]) return static_cast<int>(i);
+  throw FileError(where + ": model configuration field " + field + " = \"" + v + "\" is not one we know");
+}
+
+// The running statistics that ride along with the parameters: (name, state offset, count).
+struct StateEntry {
+  std::string name;
+  int64_t offset, count;
+};
+std::vector<StateEntry> state_entries(const UNet& model) {
+  std::vector<StateEntry> out;
+  const auto& table = model.param_table();
+  int64_t offset = 0;
+  for (const ParamInfo& p : table) {
+    const std::string suffix = ".norm.weight";
+    if (model.config().norm != NormChoice::batch || p.name.size() < suffix.size() ||
+        p.name.compare(p.name.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    const std::string layer = p.name.substr(0, p.name.size() - 6);  // through "norm."
+    out.push_back({layer + "running_mean", offset, p.count});
+    out.push_back({layer + "running_var", offset + p.count, p.count});
+    offset += 2 * p.count;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string config_to_json(const UNetConfig& c) {
+  nlohmann::json j{{"dims", c.dims},
+                   {"depth", c.depth},
+                   {"start_filters", c.start_filters},
+                   {"convs_per_level", c.convs_per_level},
+                   {"kernel", c.kernel},
+                   {"norm", kNorms[int(c.norm)]},
+                   {"dropout", c.dropout},
+                   {"padding", c.padding == Padding::same ? "same" : "valid"},
+                   {"in_channels", c.in_channels},
+                   {"classes", c.classes},
+                   {"head", c.head == Head::sigmoid ? "sigmoid" : "softmax"},
+                   {"activation", kActivations[int(c.activation.kind)]},
+                   {"activation_slope", c.activation.slope},
+                   {"seed", c.seed}};
+  return j.dump();
+}
+
+UNetConfig config_from_json(const std::string& text, const std::string& where) {
+  UNetConfig c;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    c.dims = j.at("dims");
+    c.depth = j.at("depth");
+    c.start_filters = j.at("start_filters");
+    c.convs_per_level = j.at("convs_per_level");
+    c.kernel = j.at("kernel");
+    c.norm = NormChoice(index_of(kNorms, j.at("norm"), "norm", where));
+    c.dropout = j.at("dropout");
+    c.padding = j.at("padding") == "valid" ? Padding::valid : Padding::same;
+    c.in_channels = j.at("in_channels");
+    c.classes = j.at("classes");
+    c.head = j.at("head") == "sigmoid" ? Head::sigmoid : Head::softmax;
+    c.activation = {Activation(index_of(kActivations, j.at("activation"), "activation", where)),
+                    j.at("activation_slope").get<float>()};
+    c.seed = j.at("seed");
+  } catch (const nlohmann::json::exception& e) {
+    throw FileError(where + ": the model configuration is incomplete or malformed (" + e.what() + ")");
+  }
+  try {
+    c.validate();
+  } catch (const std::invalid_argument& e) {
+    throw FileError(where + ": " + e.what());
+  }
+  return c;
+}
+
+Safetensors weights_of(const UNet& model, std::map<std::string, std::string> metadata) {
+  Safetensors f;
+  f.metadata = std::move(metadata);
+  f.metadata["format"] = "pt";
+  f.metadata["unet.config"] = config_to_json(model.config());
+  model.copy_to_host();  // from the GPU, where the model trains there
+  for (const ParamInfo& p : model.param_table())
+    f.tensors.push_back({p.name, p.shape, {model.params() + p.offset, model.params() + p.offset + p.count}});
+  const std::vector<float>& state = model.state();
+  for (const StateEntry& s : state_entries(model))
+    f.tensors.push_back({s.name, {s.count}, {state.begin() + s.offset, state.begin() + s.offset + s.count}});
+  return f;
+}
+
+void save_weights(const std::string& path, const UNet& model, std::map<std::string, std::string> metadata) {
+  write_safetensors(path, weights_of(model, std::move(metadata)));
+}
+
+UNetConfig stored_config(const Safetensors& file, const std::string& path) {
+  const auto it = file.metadata.find("unet.config");
+  if (it == file.metadata.end())
+    throw FileError(path + ": no unet.config in the metadata: not a weights file written by unet");
+  return config_from_json(it->second, path);
+}
+
+void load_weights(UNet& model, const Safetensors& file, const std::string& path) {
+  auto copy = [&](const std::string& name, const std::vector<int64_t>& shape, float* dst) {
+    const NamedTensor* t = file.find(name);
+    if (!t) throw FileError(path + ": tensor " + name + " is missing (the file holds another model?)");
+    if (t->shape != shape) {
+      auto str = [](const std::vector<int64_t>& s) {
+        std::string o;
+        for (int64_t d : s) o += (o.empty() ? "" : "x") + std::to_string(d);
+        return o;
+      };
+      throw FileError(path + ": tensor " + name + " has shape " + str(t->shape) + ", the model expects " +
+                      str(shape));
+    }
+    std::copy(t->values.begin(), t->values.end(), dst);
+  };
+  for (const ParamInfo& p : model.param_table()) copy(p.name, p.shape, model.params() + p.offset);
+  for (const StateEntry& s : state_entries(model)) copy(s.name, {s.count}, model.state().data() + s.offset);
+  model.copy_to_device();
+}
+
+}  // namespace unet

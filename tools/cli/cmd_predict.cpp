@@ -1,0 +1,171 @@
+// unet predict: segments images with a trained model. For each input (files, or
+// every image file in a folder) it writes, into --output:
+//   NAME_mask.png / .nii.gz   classes (PNG: 0/255 for two classes, the class
+//                             index otherwise; NIfTI: uint8 keeping the input's header);
+//                             --keep-largest: each class's largest component only
+//   NAME_prob.png / .nii.gz   with --probabilities: the foreground probability
+//                             (PNG, 16-bit 0..65535) or every class's (NIfTI float32)
+//   NAME_components.png       2D: connected components, one colour each
+//                             (3D: NAME_components.nii.gz, numbered)
+// The model, its normalization and its patch size come from the weights file.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "engine/storage/checkpoint.h"
+#include "engine/model/sliding_window.h"
+#include "engine/evaluate/components.h"
+#include "io/image_file.h"
+#include "io/nifti.h"
+#include "io/data/normalize.h"
+#include "io/png.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/device_options.h"
+#include "tools/cli/model_options.h"
+
+namespace unet {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct PredictCli {
+  std::string weights, output = "predictions", size;
+  std::vector<std::string> inputs;
+  WindowSpec window;
+  int batch = 1;
+  bool probabilities = false, keep_largest = false;
+  DeviceOptions device;
+};
+
+bool is_png(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return ext == ".png";
+}
+
+std::vector<std::string> expand(const std::vector<std::string>& inputs) {
+  std::vector<std::string> files;
+  for (const std::string& in : inputs) {
+    if (!fs::is_directory(in)) {
+      files.push_back(in);
+      continue;
+    }
+    std::vector<std::string> found;
+    for (const auto& e : fs::directory_iterator(in))
+      if (e.is_regular_file() && is_image_file(e.path().string()) && e.path().extension() != ".img")
+        found.push_back(e.path().string());
+    if (found.empty()) throw FileError(in + ": no image files (.png, .nii, .nii.gz, .hdr) in this folder");
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+  }
+  return files;
+}
+
+std::string case_name(const std::string& path) {
+  std::string name = fs::path(path).filename().string();
+  for (const char* ext : {".nii.gz", ".nii", ".png", ".hdr", ".PNG"})
+    if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0)
+      return name.substr(0, name.size() - std::strlen(ext));
+  return fs::path(name).stem().string();
+}
+
+// A volume on the input's grid and header, with c channels of these values.
+Volume like(const Volume& input, int64_t c, std::vector<float> values) {
+  Volume v = input;
+  v.c = c;
+  v.voxels = std::move(values);
+  return v;
+}
+
+}  // namespace
+
+void add_predict_command(CLI::App& app) {
+  auto o = std::make_shared<PredictCli>();
+  CLI::App* cmd = app.add_subcommand("predict", "Segment images with a trained model (sliding window)");
+  cmd->add_option("inputs", o->inputs, "Image files or folders of them")->required();
+  cmd->add_option("--weights,-w", o->weights, "A weights file from unet train (best.safetensors)")->required();
+  cmd->add_option("--output,-o", o->output, "Folder for the results")->capture_default_str();
+  cmd->add_option("--size", o->size, "Tile size W x H[ x D] (default: the training patch)");
+  cmd->add_option("--batch-size,-b", o->batch, "Tiles per forward pass")->capture_default_str();
+  cmd->add_option("--overlap", o->window.overlap, "Fraction of a tile shared with its neighbour")->capture_default_str();
+  cmd->add_flag("--mirror", o->window.mirror, "Average over every flip of the axes (test-time augmentation)");
+  cmd->add_flag("--probabilities", o->probabilities, "Also write probability maps");
+  cmd->add_flag("--keep-largest", o->keep_largest,
+                "Keep only the largest connected component of each class in the mask (nnU-Net's post-processing)");
+  add_device_options(*cmd, o->device);
+  cmd->callback([o] {
+    const Safetensors file = read_safetensors(o->weights);
+    const UNetConfig config = stored_config(file, o->weights);
+    UNet model(config);
+    load_weights(model, file, o->weights);
+    NormalizationStats norm;
+    if (auto it = file.metadata.find("unet.normalization"); it != file.metadata.end())
+      norm = normalization_from_json(nlohmann::json::parse(it->second));
+    const std::vector<int64_t> tile = model_input_size(o->size, file.metadata, o->weights, config.dims);
+    model.to(o->device.backend());
+    model.plan(batch_shape(o->batch, config.in_channels, tile));
+    fs::create_directories(o->output);
+    const int64_t K = config.head == Head::sigmoid ? 1 : config.classes;
+    for (const std::string& path : expand(o->inputs)) {
+      Volume image = read_image(path);
+      check_finite(image);
+      if (image.c != config.in_channels || image.dims != config.dims)
+        throw FileError(path + ": " + std::to_string(image.c) + " channel(s), " + std::to_string(image.dims) +
+                        "D; the model takes " + std::to_string(config.in_channels) + " channel(s), " +
+                        std::to_string(config.dims) + "D");
+      const Volume original = image;
+      if (!norm.channels.empty()) normalize(image, norm);
+      const std::vector<float> logits = predict_logits(model, image.voxels.data(), {image.d, image.h, image.w}, o->window);
+      const int64_t S = image.spatial();
+      std::vector<float> mask(S), prob(static_cast<size_t>(K * S));
+      std::vector<int32_t> classes(S);
+      for (int64_t i = 0; i < S; ++i) {
+        if (K == 1) {
+          prob[i] = sigmoid(logits[i]);
+          classes[i] = logits[i] > 0;
+        } else {
+          float top = logits[i], total = 0;
+          int best = 0;
+          for (int64_t k = 1; k < K; ++k)
+            if (logits[k * S + i] > top) top = logits[k * S + i], best = static_cast<int>(k);
+          for (int64_t k = 0; k < K; ++k) total += prob[k * S + i] = std::exp(logits[k * S + i] - top);
+          for (int64_t k = 0; k < K; ++k) prob[k * S + i] /= total;
+          classes[i] = best;
+        }
+        mask[i] = static_cast<float>(classes[i]);
+      }
+      if (o->keep_largest) {
+        keep_largest_component(classes.data(), {image.d, image.h, image.w}, config.classes);
+        for (int64_t i = 0; i < S; ++i) mask[i] = static_cast<float>(classes[i]);
+      }
+      const std::string base = (fs::path(o->output) / case_name(path)).string();
+      int32_t objects = 0;
+      const std::vector<int32_t> components = connected_components(classes.data(), {image.d, image.h, image.w}, &objects);
+      if (is_png(path)) {
+        if (config.classes == 2)
+          for (float& m : mask) m *= 255;
+        write_png(base + "_mask.png", like(original, 1, mask));
+        if (o->probabilities) {
+          std::vector<float> p(prob.begin() + (K == 1 ? 0 : S), prob.begin() + (K == 1 ? S : 2 * S));
+          for (float& x : p) x *= 65535;
+          write_png(base + "_prob.png", like(original, 1, p), 16);
+        }
+        write_png(base + "_components.png", components_rgb(components, image.h, image.w));
+      } else {
+        write_nifti(base + "_mask.nii.gz", like(original, 1, mask), "uint8");
+        if (o->probabilities) write_nifti(base + "_prob.nii.gz", like(original, K, prob), "float32");
+        std::vector<float> numbered(components.begin(), components.end());
+        write_nifti(base + "_components.nii.gz", like(original, 1, numbered), "int32");
+      }
+      std::printf("%s -> %s_mask%s (%d object(s))\n", path.c_str(), base.c_str(), is_png(path) ? ".png" : ".nii.gz",
+                  objects);
+    }
+  });
+}
+
+}  // namespace unet

@@ -1,0 +1,93 @@
+#include "tools/cli/model_options.h"
+
+#include <map>
+#include <stdexcept>
+
+namespace unet {
+
+void add_model_options(CLI::App& cmd, ModelOptions& o) {
+  UNetConfig& c = o.config;
+  cmd.add_option("--dims", c.dims, "2 or 3 spatial dimensions")->check(CLI::IsMember({2, 3}))->capture_default_str();
+  cmd.add_option("--depth", c.depth, "Number of poolings")->capture_default_str();
+  cmd.add_option("--start-filters,--filters", c.start_filters, "Filters at full resolution, doubling per level")
+      ->capture_default_str();
+  cmd.add_option("--convs-per-level", c.convs_per_level, "Convolutions in each block")->capture_default_str();
+  cmd.add_option("--kernel", c.kernel, "Convolution size (odd)")->capture_default_str();
+  cmd.add_option("--norm", o.norm, "Normalization after each convolution")
+      ->check(CLI::IsMember({"none", "batch", "instance"}))->capture_default_str();
+  cmd.add_option("--dropout,--drop-rate", c.dropout, "Dropout rate after the deepest encoder block and the bottleneck")
+      ->capture_default_str();
+  cmd.add_option("--padding", o.padding, "\"same\" (output = input size) or \"valid\" (the original U-Net's crops)")
+      ->check(CLI::IsMember({"same", "valid"}))->capture_default_str();
+  cmd.add_option("--input-channels", c.in_channels, "Channels of the input images")->capture_default_str();
+  cmd.add_option("--classes", c.classes, "Classes, background included")->capture_default_str();
+  cmd.add_option("--head", o.head, "Output head: sigmoid (2 classes), softmax, or auto (sigmoid for 2 classes)")
+      ->check(CLI::IsMember({"auto", "sigmoid", "softmax"}))->capture_default_str();
+  cmd.add_option("--activation", o.activation, "relu or leaky_relu")
+      ->check(CLI::IsMember({"relu", "leaky_relu"}))->capture_default_str();
+  cmd.add_option("--size", o.size, "Patch size W x H (2D) or W x H x D (3D), e.g. 512x512 or 128x128x64");
+  cmd.add_option("--batch-size,-b", o.batch, "Samples per batch")->capture_default_str();
+}
+
+std::vector<int64_t> parse_size(const std::string& text) {
+  std::vector<int64_t> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t x = text.find('x', pos);
+    const std::string part = text.substr(pos, x == std::string::npos ? std::string::npos : x - pos);
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (part.empty() || used != part.size() || v < 1)
+      throw std::invalid_argument("--size \"" + text + "\": expected positive sizes joined by x, such as 512x512");
+    out.push_back(v);
+    if (x == std::string::npos) break;
+    pos = x + 1;
+  }
+  if (out.size() != 2 && out.size() != 3)
+    throw std::invalid_argument("--size \"" + text + "\": expected W x H or W x H x D");
+  return out;
+}
+
+std::vector<int64_t> model_input_size(const std::string& size, const std::map<std::string, std::string>& metadata,
+                                      const std::string& weights_path, int dims) {
+  std::string text = size;
+  if (text.empty()) {
+    const auto it = metadata.find("unet.patch");
+    if (it == metadata.end()) throw std::invalid_argument(weights_path + " stores no patch size: pass --size");
+    text = it->second;
+  }
+  std::vector<int64_t> s = parse_size(text);
+  if (int(s.size()) != dims)
+    throw std::invalid_argument("--size " + text + " for a " + std::to_string(dims) + "D model");
+  return s;
+}
+
+Shape batch_shape(int64_t batch, int64_t channels, const std::vector<int64_t>& s) {
+  return s.size() == 2 ? shape2d(batch, channels, s[1], s[0]) : shape3d(batch, channels, s[2], s[1], s[0]);
+}
+
+void ModelOptions::resolve() {
+  const std::map<std::string, NormChoice> norms{{"none", NormChoice::none}, {"batch", NormChoice::batch},
+                                                {"instance", NormChoice::instance}};
+  config.norm = norms.at(norm);
+  config.padding = padding == "valid" ? Padding::valid : Padding::same;
+  config.head = head == "auto" ? default_head(config.classes) : (head == "sigmoid" ? Head::sigmoid : Head::softmax);
+  config.activation = {activation == "leaky_relu" ? Activation::leaky_relu : Activation::relu, 0.01f};
+  config.validate();
+  if (batch < 1) throw std::invalid_argument("--batch-size " + std::to_string(batch) + ": expected at least 1");
+}
+
+Shape ModelOptions::input_shape() const {
+  const std::vector<int64_t> s = parse_size(size);
+  if (int(s.size()) != config.dims)
+    throw std::invalid_argument("--size " + size + " has " + std::to_string(s.size()) + " dimensions, --dims is " +
+                                std::to_string(config.dims));
+  return batch_shape(batch, config.in_channels, s);
+}
+
+}  // namespace unet
