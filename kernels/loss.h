@@ -33,11 +33,10 @@
 
 #include "kernels/base/tensor.h"
 #include "kernels/base/common.h"
+#include "kernels/head.h"
 #include "kernels/step.h"
 
 namespace unet {
-
-enum class Head { sigmoid, softmax };
 
 enum class LossKind { bce, ce, weighted_ce, dice, jaccard, tversky, focal_tversky, dice_ce };
 
@@ -61,7 +60,6 @@ LossSpec make_loss(LossKind kind, Head head, float tversky_beta = 0.7f, float fo
                    std::vector<float> class_weights = {});
 
 // Numerically stable pieces shared by host and device.
-UNET_HD float sigmoid(float z) { return z >= 0.f ? 1.f / (1.f + expf(-z)) : expf(z) / (1.f + expf(z)); }
 // log(1 + exp(z)) without overflow.
 UNET_HD float softplus(float z) { return z > 0.f ? z + log1pf(expf(-z)) : log1pf(expf(z)); }
 

@@ -7,16 +7,6 @@
 
 namespace unet {
 
-int head_classes(Head head, const Shape& logits) {
-  if (head == Head::sigmoid) {
-    if (logits.c != 1)
-      throw std::invalid_argument("sigmoid head needs 1 logit channel, got " + std::to_string(logits.c));
-    return 2;
-  }
-  if (logits.c < 2) throw std::invalid_argument("softmax head needs at least 2 channels, got " + std::to_string(logits.c));
-  return static_cast<int>(logits.c);
-}
-
 void confusion_accumulate(const Tensor& logits, const int32_t* labels, Head head, int32_t ignore_label,
                           Confusion& counts) {
   const Shape& s = logits.shape;

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "kernels/base/tensor.h"
-#include "kernels/loss.h"
+#include "kernels/head.h"
 
 namespace unet {
 
@@ -23,9 +23,6 @@ struct Confusion {
   std::vector<int64_t> tp, fp, fn;
   int classes() const { return static_cast<int>(tp.size()); }
 };
-
-// Number of classes the head predicts: 2 for sigmoid, C for softmax.
-int head_classes(Head head, const Shape& logits);
 
 void confusion_accumulate(const Tensor& logits, const int32_t* labels, Head head, int32_t ignore_label,
                           Confusion& counts);

@@ -38,7 +38,7 @@ struct UNetConfig {
   uint64_t seed = 0;            // He initialization
 
   int64_t filters(int level) const { return int64_t(start_filters) << level; }
-  int64_t out_channels() const { return head == Head::sigmoid ? 1 : classes; }
+  int64_t out_channels() const { return head_channels(head, classes); }
   // The norm layers' kind and constants (PyTorch's defaults: eps 1e-5, momentum 0.1).
   NormSpec norm_spec() const { return {norm == NormChoice::instance ? NormKind::instance : NormKind::batch, 1e-5f, 0.1f}; }
   // Throws std::invalid_argument naming the field, the value and what is allowed.

@@ -465,7 +465,7 @@ const int32_t* UNet::stage_labels(const int32_t* host) {
 }
 
 void UNet::dropout(const Slot& s, uint64_t site, bool backward) {
-  const DropoutSpec spec{config_.dropout, config_.seed, 2 * step_ + site, first_sample_};
+  const DropoutSpec spec{config_.dropout, config_.seed, 2 * step_ + site, parallel_.first_sample};
   const Tensor t = view(s);
   backward ? backend_->dropout_backward(t, t, spec) : backend_->dropout_forward(t, t, spec);
 }
@@ -485,7 +485,7 @@ void UNet::block_forward(Block& b, bool training) {
     float* mean = reinterpret_cast<float*>(a_ + L.stats);
     float* invstd = mean + norm_groups(ns.kind, L.pre.shape);
     if (training)
-      backend_->norm_forward_train(pre, out, p_ + L.gamma, p_ + L.beta, mean, invstd, rm, rv, ns, norm_reduce_);
+      backend_->norm_forward_train(pre, out, p_ + L.gamma, p_ + L.beta, mean, invstd, rm, rv, ns, parallel_.norm_sums);
     else
       backend_->norm_forward_infer(pre, out, p_ + L.gamma, p_ + L.beta, rm, rv, ns);
     backend_->bias_act_forward(out, nullptr, config_.activation);
@@ -495,7 +495,7 @@ void UNet::block_forward(Block& b, bool training) {
 bool UNet::capturable(bool training) const {
   // Dropout's masks follow the step, and the data-parallel hooks call the host
   // in the middle of a pass: a captured pass would freeze or skip them.
-  return !(training && config_.dropout > 0.f) && !grads_ready_ && !norm_reduce_;
+  return !(training && config_.dropout > 0.f) && !parallel_.grads_ready && !parallel_.norm_sums;
 }
 
 std::string UNet::capture_key(const std::string& pass, const Tensor& input) const {
@@ -555,14 +555,14 @@ UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, 
       const auto* mean = reinterpret_cast<const float*>(a_ + L.stats);
       backend_->bias_act_backward(view(L.out), d, nullptr, config_.activation);
       backend_->norm_backward(view(L.pre), d, d, p_ + L.gamma, mean, mean + norm_groups(ns.kind, L.pre.shape),
-                              g_ + L.gamma, g_ + L.beta, ns, norm_reduce_);
+                              g_ + L.gamma, g_ + L.beta, ns, parallel_.norm_sums);
     }
     Slot din{};
     const bool want = j > 0 || target || need_input_grad;
     if (want) din = j == 0 && target ? *target : other_scratch(cur, L.in.shape);
     backend_->conv_backward(L.conv, view(L.in), p_ + L.w, d, want ? view(din) : Tensor(), g_ + L.w, nullptr,
                             GradMode::overwrite, ws);
-    if (grads_ready_) grads_ready_(L.w);  // a layer's weight comes first in the table
+    if (parallel_.grads_ready) parallel_.grads_ready(L.w);  // a layer's weight comes first in the table
     cur = din;
   }
   return cur;
@@ -585,7 +585,7 @@ void UNet::backward_ops() {
   Slot cur = other_scratch(dhead_, head_.in.shape);
   backend_->conv_backward(head_.conv, view(head_.in), p_ + head_.w, view(dhead_), view(cur), g_ + head_.w,
                           g_ + head_.b, GradMode::overwrite, ws);
-  if (grads_ready_) grads_ready_(head_.w);
+  if (parallel_.grads_ready) parallel_.grads_ready(head_.w);
   for (int l = 0; l < depth; ++l) {
     Level& L = levels_[l];
     block_backward(L.dec, cur, &L.dcat, true);
@@ -594,7 +594,7 @@ void UNet::backward_ops() {
     const int64_t f = config_.filters(l);
     backend_->upconv_backward(view(prev), p_ + L.up_w, view(L.dcat.channels(f, f)), view(cur), g_ + L.up_w,
                               g_ + L.up_b, GradMode::overwrite, ws);
-    if (grads_ready_) grads_ready_(L.up_w);
+    if (parallel_.grads_ready) parallel_.grads_ready(L.up_w);
   }
   const bool drop = config_.dropout > 0.f;
   if (drop) dropout(cur, 1, true);

@@ -52,6 +52,17 @@ struct LayerInfo {
   double forward_macs = 0;
 };
 
+// What a data-parallel rank hands the model: where its batch starts in the
+// global batch (dropout's masks follow it); grads_ready(first), called as
+// backward() finishes the parameter gradients from `first` to the end (in
+// descending offset order), so that their all-reduce can start while it goes
+// on; and synchronized batch norm's reduction of the training statistics.
+struct ParallelHooks {
+  int64_t first_sample = 0;
+  std::function<void(int64_t first)> grads_ready;
+  NormSumsReducer norm_sums;
+};
+
 class UNet {
  public:
   // Lays out and He-initializes the parameters, on the CPU backend.
@@ -111,14 +122,8 @@ class UNet {
   // The logits of the last forward() in host memory (a copy on a GPU).
   Tensor logits_on_host();
 
-  // Data parallelism. backward() finishes the parameter gradients in descending
-  // offset order and calls grads_ready(first) each time those from `first` to
-  // the end are final, so that their all-reduce can start while it goes on.
-  void set_grads_ready(std::function<void(int64_t first)> f) { grads_ready_ = std::move(f); }
-  // This batch's first sample within the global batch: dropout masks follow it.
-  void set_first_sample(int64_t n) { first_sample_ = n; }
-  // Synchronized batch norm: training statistics over every rank's batch.
-  void set_norm_sums_reducer(NormSumsReducer f) { norm_reduce_ = std::move(f); }
+  // Data parallelism (engine/parallel/data_parallel.h sets them; {} clears them).
+  void set_parallel(ParallelHooks hooks) { parallel_ = std::move(hooks); }
 
   // Whether a pass (and a step around it) can be captured as a CUDA Graph:
   // nothing in it changes from call to call (dropout's masks follow the step)
@@ -217,9 +222,7 @@ class UNet {
   Slot input_copy_;  // what the first convolution reads: the caller's input (offset -1) or its 16-bit copy
   Slot dhead_;       // the head's output gradient: dlogits_, or its 16-bit copy
   uint64_t step_ = 0;
-  int64_t first_sample_ = 0;
-  std::function<void(int64_t)> grads_ready_;
-  NormSumsReducer norm_reduce_;
+  ParallelHooks parallel_;
   int64_t reserved_ = 0;  // arena bytes handed out by plan()
 };
 

@@ -8,23 +8,20 @@
 // deterministic, so a run resumed from its last checkpoint continues
 // bit-for-bit as if it had never stopped (CPU).
 //
-// Data parallel over `world` ranks: the global batch is world x the per-rank
-// batch; each step, rank r takes samples [r N, (r + 1) N) of the global batch
-// in the epoch's order, the loss's batch sums are summed over ranks (so the
-// loss is the global batch's), the gradients are summed over ranks in buckets
-// while backward runs, and every rank applies the same update. The result is
-// the single-process run with the global batch, up to summation order (per-rank
-// batch norm statistics aside). Rank 0's weights are broadcast at the start and
-// on resume; a stop request on any rank stops every rank at the same step.
-// On GPUs the gradient all-reduce (NCCL) queues on the compute stream after
-// backward: correct, not yet overlapped (a communication stream is to come).
+// Data parallel over `world` ranks: TrainData::batch is the global batch; each
+// rank takes its slice of it (EpochPlan), the loss's batch sums and the
+// gradients are summed over ranks (DataParallel), and every rank applies the
+// same update. The result is the single-process run with the global batch, up
+// to summation order (per-rank batch norm statistics aside). Rank 0 alone
+// validates, logs and writes the run folder (RunFolder: its files, every one
+// written atomically). A stop request (SIGTERM, SIGUSR1: Slurm's preemption)
+// finishes the step, writes last.* and returns `preempted`.
 //
-// The run folder holds
-//   last.safetensors, last.state.safetensors  weights; optimizer moments, step, epoch, early-stopping state
-//   best.safetensors                          weights of the best validation mean foreground Dice
-//   metrics.jsonl                             one JSON line per logged step and per validation
-// every file written atomically. A stop request (SIGTERM, SIGUSR1: Slurm's
-// preemption) finishes the step, writes last.* and returns `preempted`.
+// The run's phases, in order: start (the run folder's checkpoint resumed, the
+// ranks joined), and for each epoch its sample order, then per step the train
+// step, its report (log line, progress), and its end (validation, early
+// stopping, the checkpoint, the stop decision); the end (the loader drained,
+// the ranks met).
 #pragma once
 
 #include <atomic>
@@ -34,12 +31,14 @@
 #include <string>
 #include <vector>
 
+#include "engine/evaluate/scores.h"
 #include "engine/parallel/communicator.h"
 #include "engine/train/schedule.h"
 #include "engine/model/sliding_window.h"
 #include "engine/train/loss_scaler.h"
 #include "engine/model/unet_model.h"
 #include "engine/train/loader.h"
+#include "engine/train/run_folder.h"
 #include "io/data/patch.h"
 #include "kernels/loss.h"
 #include "kernels/optimizer.h"
@@ -66,9 +65,8 @@ struct TrainOptions {
   bool progress_bar = false;  // a live bar (terminal) or periodic plain lines (logs)
   bool verbose = false;       // a plain line after every step
   std::map<std::string, std::string> metadata;  // stored with every weights file
-  // Data parallelism (null: one process). Every rank runs train() with its
-  // share of each global batch (TrainData::batch is the per-rank batch); rank 0
-  // alone validates, logs and writes the run folder.
+  // Data parallelism (null: one process). Every rank runs train() with the
+  // same TrainData and takes its share of each global batch.
   Communicator* comm = nullptr;
   // On GPUs, the communicator for the parameters and gradients, which live in
   // device memory (NCCL); comm then carries the host values (loss sums, the
@@ -81,16 +79,14 @@ struct TrainOptions {
 };
 
 struct TrainData {
-  Shape batch;                    // N x C x [D x] H x W of one batch of patches
+  Shape batch;                    // the global batch: N x C x [D x] H x W of patches over every rank
   int64_t samples_per_epoch = 0;
   MakeSample make_sample;  // fills one sample of a batch; depends only on its arguments
   std::vector<Sample> validation;  // whole cases, normalized, labelled
 };
 
-struct Validation {
+struct Validation : Scores {
   int64_t step = 0;
-  std::vector<double> dice, iou;  // per class
-  double mean_foreground_dice = 0;
 };
 
 struct TrainResult {
@@ -109,8 +105,5 @@ constexpr int kExitPreempted = 75;
 // Resumes from opt.run_dir/last.* when they exist (the model must then have the
 // stored configuration; its weights are replaced). stop may be null.
 TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, const std::atomic<bool>* stop);
-
-// Per-class Dice and IoU of the model over whole cases (sliding window).
-Validation validate(UNet& model, const std::vector<Sample>& cases, const WindowSpec& window);
 
 }  // namespace unet

@@ -110,7 +110,7 @@ void add_predict_command(CLI::App& app) {
     model.to(o->device.backend());
     model.plan(batch_shape(o->batch, config.in_channels, tile));
     fs::create_directories(o->output);
-    const int64_t K = config.head == Head::sigmoid ? 1 : config.classes;
+    const int64_t K = config.out_channels();
     for (const std::string& path : expand(o->inputs)) {
       Volume image = read_image(path);
       check_finite(image);
@@ -124,21 +124,8 @@ void add_predict_command(CLI::App& app) {
       const int64_t S = image.spatial();
       std::vector<float> mask(S), prob(static_cast<size_t>(K * S));
       std::vector<int32_t> classes(S);
-      for (int64_t i = 0; i < S; ++i) {
-        if (K == 1) {
-          prob[i] = sigmoid(logits[i]);
-          classes[i] = logits[i] > 0;
-        } else {
-          float top = logits[i], total = 0;
-          int best = 0;
-          for (int64_t k = 1; k < K; ++k)
-            if (logits[k * S + i] > top) top = logits[k * S + i], best = static_cast<int>(k);
-          for (int64_t k = 0; k < K; ++k) total += prob[k * S + i] = std::exp(logits[k * S + i] - top);
-          for (int64_t k = 0; k < K; ++k) prob[k * S + i] /= total;
-          classes[i] = best;
-        }
-        mask[i] = static_cast<float>(classes[i]);
-      }
+      predict_classes(logits.data(), config.head, config.classes, S, classes.data(), prob.data());
+      for (int64_t i = 0; i < S; ++i) mask[i] = static_cast<float>(classes[i]);
       if (o->keep_largest) {
         keep_largest_component(classes.data(), {image.d, image.h, image.w}, config.classes);
         for (int64_t i = 0; i < S; ++i) mask[i] = static_cast<float>(classes[i]);

@@ -20,16 +20,17 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "engine/storage/checkpoint.h"
-#include "engine/parallel/communicator.h"
-#include "engine/train/trainer.h"
-#include "io/png.h"
 #include "engine/evaluate/render.h"
-#include "kernels/metrics.h"
+#include "engine/parallel/communicator.h"
+#include "engine/storage/checkpoint.h"
+#include "engine/train/epoch_plan.h"
+#include "engine/train/trainer.h"
+#include "io/data/pipeline.h"
+#include "io/png.h"
+#include "kernels/head.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/device_options.h"
 #include "tools/cli/model_options.h"
-#include "io/data/pipeline.h"
 
 namespace unet {
 namespace {
@@ -192,40 +193,26 @@ std::string command_line(int argc, char** argv) {
   return s;
 }
 
-// Prediction on the held-out cases with the best weights: Dice, pixel accuracy,
-// overlays of 2D cases.
+// Prediction on the held-out cases with the best weights: Dice, IoU, pixel
+// accuracy, overlays of the first 2D cases.
 void final_report(UNet& model, const PreparedData& data, const TrainCli& o) {
   if (data.val.empty()) return;
-  const std::string best = (fs::path(o.run_dir) / "best.safetensors").string();
-  if (fs::exists(best)) load_weights(model, read_safetensors(best), best);
-  fs::create_directories(fs::path(o.run_dir) / "overlays");
+  const RunFolder folder(o.run_dir);
+  folder.load_best(model);
+  fs::create_directories(folder.path("overlays"));
   const UNetConfig& c = model.config();
-  Confusion counts(c.classes);
-  for (size_t i = 0; i < data.val.size(); ++i) {
+  const auto overlay = [&](size_t i, const std::vector<float>& logits) {
     const Sample& s = data.val[i];
-    std::vector<float> logits = predict_logits(model, s.image.data(), {s.d, s.h, s.w}, o.train.window);
-    const Shape shape{1, c.head == Head::sigmoid ? 1 : c.classes, s.d, s.h, s.w, s.dims};
-    confusion_accumulate(Tensor(logits.data(), shape), s.label.data(), c.head, o.data.labels.ignore_label, counts);
-    if (s.dims != 2 || i >= 8) continue;
+    if (s.dims != 2 || i >= 8) return;
     std::vector<int32_t> pred(static_cast<size_t>(s.spatial()));
-    for (int64_t v = 0; v < s.spatial(); ++v) {
-      if (c.head == Head::sigmoid) {
-        pred[v] = logits[v] > 0;
-        continue;
-      }
-      int best_k = 0;
-      for (int k = 1; k < c.classes; ++k)
-        if (logits[k * s.spatial() + v] > logits[best_k * s.spatial() + v]) best_k = k;
-      pred[v] = best_k;
-    }
-    write_png((fs::path(o.run_dir) / "overlays" / (data.val_ids[i] + ".png")).string(),
+    predict_classes(logits.data(), c.head, c.classes, s.spatial(), pred.data());
+    write_png(folder.path("overlays/" + data.val_ids[i] + ".png"),
               overlay_rgb(s.image.data(), s.h, s.w, s.label.data(), pred.data()));
-  }
-  int64_t correct = 0, total = 0;
-  for (int k = 0; k < c.classes; ++k) correct += counts.tp[k], total += counts.tp[k] + counts.fn[k];
+  };
+  const Scores scores = score_cases(model, data.val, o.train.window, o.data.labels.ignore_label, overlay);
   std::printf("held-out %zu case(s), best weights: ", data.val.size());
-  for (int k = 1; k < c.classes; ++k) std::printf("class %d Dice %.4f IoU %.4f, ", k, dice(counts, k), iou(counts, k));
-  std::printf("pixel accuracy %.4f\n", total ? double(correct) / double(total) : 0.0);
+  for (int k = 1; k < c.classes; ++k) std::printf("class %d Dice %.4f IoU %.4f, ", k, scores.dice[k], scores.iou[k]);
+  std::printf("pixel accuracy %.4f\n", scores.pixel_accuracy);
 }
 
 void write_learning_curve(const std::string& run_dir) {
@@ -240,6 +227,84 @@ void write_learning_curve(const std::string& run_dir) {
   write_png((fs::path(run_dir) / "learning_curve.png").string(), learning_curve(loss, dice));
 }
 
+// The run's description, and the options as given in the form --config reads:
+// the same run again.
+void write_run_files(const RunFolder& folder, const TrainCli& o, const PreparedData& data, const CLI::App& cmd,
+                     const std::string& command) {
+  const nlohmann::json run{{"command", command},
+                           {"version", UNET_VERSION},
+                           {"model", nlohmann::json::parse(config_to_json(o.model.config))},
+                           {"normalization", to_json(data.normalization)},
+                           {"train_cases", data.train_ids},
+                           {"val_cases", data.val_ids}};
+  folder.write("run.json", run.dump(2) + "\n");
+  folder.write("config.ini", "# unet train --config " + folder.path("config.ini") + "\n[train]\n" +
+                                 cmd.config_to_str(false, false));
+}
+
+// What the trainer takes: the global batch, and the sample maker over the prepared data.
+TrainData make_train_data(const std::shared_ptr<PreparedData>& data, const TrainCli& o) {
+  TrainData td;
+  td.batch = o.model.input_shape();
+  Shape one = td.batch;
+  one.n = 1;
+  td.samples_per_epoch = samples_per_epoch(static_cast<int64_t>(data->train.size()), o.data.augment);
+  td.make_sample = make_sampler(data, o.data.patch, o.data.augment, o.train.seed, one);
+  td.validation = data->val;
+  return td;
+}
+
+// The first `count` samples of epoch 0, as the network sees them.
+void save_augmented(const TrainData& td, const RunFolder& folder, int count) {
+  const fs::path dir = folder.path("augmented");
+  fs::create_directories(dir);
+  Sample s;
+  s.c = td.batch.c, s.d = td.batch.d, s.h = td.batch.h, s.w = td.batch.w, s.dims = td.batch.dims;
+  s.image.resize(static_cast<size_t>(s.c * s.spatial()));
+  s.label.resize(static_cast<size_t>(s.spatial()));
+  for (int i = 0; i < count && i < td.samples_per_epoch; ++i) {
+    td.make_sample(0, i, s.image.data(), s.label.data());
+    save_sample(s, (dir / ("sample_" + std::to_string(i))).string());
+  }
+  std::printf("%d augmented samples in %s\n", count, dir.c_str());
+}
+
+// The ranks of a data-parallel launch meet: Gloo for host values, NCCL for a
+// GPU's tensors. Nothing for one process.
+struct Ranks {
+  std::unique_ptr<Communicator> comm, device_comm;
+  std::string rendezvous;
+};
+Ranks join_ranks(const RankInfo& who, const TrainCli& o, Backend& backend) {
+  Ranks r;
+  if (who.world == 1) return r;
+  if (who.job.empty())
+    throw std::invalid_argument("WORLD_SIZE=" + std::to_string(who.world) + " outside Slurm: set UNET_JOB_ID to a "
+                                "name unique to this launch (the ranks meet in a folder of that name)");
+  r.rendezvous = (fs::path(o.rendezvous.empty() ? o.run_dir + "/.rendezvous" : o.rendezvous) / who.job).string();
+  r.comm = make_gloo_communicator(who, r.rendezvous);
+#ifdef UNET_CUDA
+  if (backend.is_cuda()) r.device_comm = make_nccl_communicator(who, r.rendezvous + "/nccl", backend.stream());
+#endif
+  std::printf("data parallel: %d ranks (%s), %lld samples per rank of a global batch of %d\n", who.world,
+              backend.is_cuda() ? "NCCL, Gloo for host values" : "Gloo",
+              (long long)per_rank_batch(o.model.input_shape(), who.world).n, o.model.batch);
+  return r;
+}
+
+// After training: the exit status of a stopped run, else the learning curve and the report.
+void finish(const TrainResult& r, UNet& model, const PreparedData& data, const TrainCli& o) {
+  std::printf("%lld steps, %.1f samples/s, last loss %.4f\n", (long long)r.steps, r.samples_per_second, r.last_loss);
+  if (r.status == TrainResult::Status::preempted) {
+    std::printf("stopped by a signal at step %lld; checkpoint written: run again with --run-dir %s to resume\n",
+                (long long)r.steps, o.run_dir.c_str());
+    throw ExitStatus{kExitPreempted};
+  }
+  write_learning_curve(o.run_dir);
+  final_report(model, data, o);
+  std::printf("run folder: %s (best.safetensors, metrics.jsonl, learning_curve.png, overlays/)\n", o.run_dir.c_str());
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app, int argc, char** argv) {
@@ -252,20 +317,12 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
     const bool lead = who.rank == 0;
     if (!lead) std::freopen("/dev/null", "w", stdout);  // one voice in the job's log; errors still on stderr
     resolve(*cmd, *o);
-    // Before any work: a missing GPU fails fast.
+    // Before any work: a missing GPU, a batch that does not divide, a run folder refused.
     const std::shared_ptr<Backend> backend = o->device.backend(who.local_rank);
     o->train.loss_scaling.dynamic = parse_precision(o->device.precision) == Precision::fp16;
-    if (o->model.batch % who.world)
-      throw std::invalid_argument("--batch-size " + std::to_string(o->model.batch) + " is the global batch; it does "
-                                  "not divide over " + std::to_string(who.world) + " ranks: use a multiple of " +
-                                  std::to_string(who.world));
-    const bool has_checkpoint = fs::exists(fs::path(o->run_dir) / "last.state.safetensors");
-    if (o->resume && !has_checkpoint)
-      throw std::invalid_argument("--resume: " + o->run_dir + " holds no checkpoint (last.state.safetensors) to resume");
-    if (has_checkpoint && !o->load_weights.empty())
-      throw std::invalid_argument("--load-weights: " + o->run_dir + " already holds a checkpoint, which would replace "
-                                  "them; use a new --run-dir to start from other weights");
-    fs::create_directories(o->run_dir);
+    const Shape batch = per_rank_batch(o->model.input_shape(), who.world);
+    const RunFolder folder(o->run_dir);
+    folder.start(o->resume, !o->load_weights.empty());
     std::printf("%s\n", o->model.config.str().c_str());
     const auto data = prepare_data(o->data);
     if (data->channels != o->model.config.in_channels)
@@ -273,90 +330,31 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
                                   "--input-channels " + std::to_string(data->channels));
     UNet model(o->model.config);
     if (!o->load_weights.empty()) {
-      const Safetensors f = read_safetensors(o->load_weights);
-      load_weights(model, f, o->load_weights);
+      load_weights(model, read_safetensors(o->load_weights), o->load_weights);
       std::printf("weights from %s\n", o->load_weights.c_str());
     }
     model.to(backend);
-    Shape batch = o->model.input_shape();
-    batch.n /= who.world;  // per rank
     model.plan(batch);
     if (model.backend().is_cuda()) std::printf("on %s\n", model.backend().name().c_str());
     if (o->summary)
       std::printf("%lld parameters, %.1f MiB planned for batch %s, %.2f GFLOP per step\n",
                   (long long)model.parameter_count(), double(model.arena_bytes()) / (1 << 20), batch.str().c_str(),
                   model.train_step_flops() / 1e9);
-    nlohmann::json run{{"command", command},
-                       {"version", UNET_VERSION},
-                       {"model", nlohmann::json::parse(config_to_json(o->model.config))},
-                       {"normalization", to_json(data->normalization)},
-                       {"train_cases", data->train_ids},
-                       {"val_cases", data->val_ids}};
-    if (lead) {
-      write_file_atomic((fs::path(o->run_dir) / "run.json").string(), run.dump(2) + "\n");
-      // The options as given, in the form --config reads: the same run again.
-      write_file_atomic((fs::path(o->run_dir) / "config.ini").string(),
-                        "# unet train --config " + (fs::path(o->run_dir) / "config.ini").string() + "\n[train]\n" +
-                            cmd->config_to_str(false, false));
-    }
-    Shape one = batch;
-    one.n = 1;
-    TrainData td;
-    td.batch = batch;
-    td.samples_per_epoch = samples_per_epoch(static_cast<int64_t>(data->train.size()), o->data.augment);
-    td.make_sample = make_sampler(data, o->data.patch, o->data.augment, o->train.seed, one);
-    td.validation = data->val;
-    if (o->save_augmented > 0 && lead) {
-      const fs::path dir = fs::path(o->run_dir) / "augmented";
-      fs::create_directories(dir);
-      std::vector<float> image(one.count());
-      std::vector<int32_t> label(one.spatial());
-      for (int i = 0; i < o->save_augmented && i < td.samples_per_epoch; ++i) {
-        td.make_sample(0, i, image.data(), label.data());
-        Sample s;
-        s.c = one.c, s.d = one.d, s.h = one.h, s.w = one.w, s.dims = one.dims;
-        s.image = image;
-        s.label = label;
-        save_sample(s, (dir / ("sample_" + std::to_string(i))).string());
-      }
-      std::printf("%d augmented samples in %s\n", o->save_augmented, dir.c_str());
-    }
+    if (lead) write_run_files(folder, *o, *data, *cmd, command);
+    const TrainData td = make_train_data(data, *o);
+    if (o->save_augmented > 0 && lead) save_augmented(td, folder, o->save_augmented);
     o->train.metadata = {{"unet.normalization", to_json(data->normalization).dump()},
                          {"unet.patch", o->model.size},
                          {"unet.command", command}};
     std::signal(SIGTERM, request_stop);
     std::signal(SIGUSR1, request_stop);
-    std::unique_ptr<Communicator> comm, device_comm;
-    std::string rendezvous;
-    if (who.world > 1) {
-      if (who.job.empty())
-        throw std::invalid_argument("WORLD_SIZE=" + std::to_string(who.world) + " outside Slurm: set UNET_JOB_ID to a "
-                                    "name unique to this launch (the ranks meet in a folder of that name)");
-      rendezvous = (fs::path(o->rendezvous.empty() ? o->run_dir + "/.rendezvous" : o->rendezvous) / who.job).string();
-      comm = make_gloo_communicator(who, rendezvous);
-      o->train.comm = comm.get();
-#ifdef UNET_CUDA
-      if (backend->is_cuda()) {
-        device_comm = make_nccl_communicator(who, rendezvous + "/nccl", backend->stream());
-        o->train.device_comm = device_comm.get();
-      }
-#endif
-      std::printf("data parallel: %d ranks (%s), %lld samples per rank of a global batch of %d\n", who.world,
-                  backend->is_cuda() ? "NCCL, Gloo for host values" : "Gloo", (long long)batch.n, o->model.batch);
-    }
+    const Ranks ranks = join_ranks(who, *o, *backend);
+    o->train.comm = ranks.comm.get();
+    o->train.device_comm = ranks.device_comm.get();
     const TrainResult r = train(model, td, o->train, &g_stop);
-    if (lead && !rendezvous.empty()) fs::remove_all(rendezvous);  // train() ended on a barrier: nobody needs it
+    if (lead && !ranks.rendezvous.empty()) fs::remove_all(ranks.rendezvous);  // train() ended on a barrier
     if (!lead) throw ExitStatus{r.status == TrainResult::Status::preempted ? kExitPreempted : 0};
-    std::printf("%lld steps, %.1f samples/s, last loss %.4f\n", (long long)r.steps, r.samples_per_second, r.last_loss);
-    if (r.status == TrainResult::Status::preempted) {
-      std::printf("stopped by a signal at step %lld; checkpoint written: run again with --run-dir %s to resume\n",
-                  (long long)r.steps, o->run_dir.c_str());
-      throw ExitStatus{kExitPreempted};
-    }
-    write_learning_curve(o->run_dir);
-    final_report(model, *data, *o);
-    std::printf("run folder: %s (best.safetensors, metrics.jsonl, learning_curve.png, overlays/)\n",
-                o->run_dir.c_str());
+    finish(r, model, *data, *o);
   });
 }
 
