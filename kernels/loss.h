@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/base/choice.h"
 #include "kernels/base/tensor.h"
 #include "kernels/base/common.h"
 #include "kernels/head.h"
@@ -39,6 +40,15 @@
 namespace unet {
 
 enum class LossKind { bce, ce, weighted_ce, dice, jaccard, tversky, focal_tversky, dice_ce };
+inline constexpr Choice<LossKind> kLossKinds[] = {
+    {"bce", LossKind::bce, "binary cross-entropy (sigmoid head)"},
+    {"ce", LossKind::ce, "cross-entropy"},
+    {"weighted_ce", LossKind::weighted_ce, "cross-entropy with --class-weights"},
+    {"dice", LossKind::dice, "soft Dice"},
+    {"jaccard", LossKind::jaccard, "soft Jaccard (IoU)"},
+    {"tversky", LossKind::tversky, "Tversky, --tversky-beta weighting false negatives"},
+    {"focal_tversky", LossKind::focal_tversky, "focal Tversky, --focal-gamma"},
+    {"dice_ce", LossKind::dice_ce, "Dice + cross-entropy (nnU-Net's)"}};
 
 struct LossSpec {
   Head head = Head::softmax;

@@ -17,12 +17,17 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/base/choice.h"
 #include "kernels/base/common.h"
 #include "kernels/step.h"
 
 namespace unet {
 
 enum class OptimizerKind { sgd, adam, adamw };
+inline constexpr Choice<OptimizerKind> kOptimizers[] = {
+    {"sgd", OptimizerKind::sgd, "SGD with --momentum (--nesterov)"},
+    {"adam", OptimizerKind::adam, "Adam, weight decay added to the gradient"},
+    {"adamw", OptimizerKind::adamw, "AdamW, decoupled weight decay"}};
 
 struct OptimizerSpec {
   OptimizerKind kind = OptimizerKind::adam;

@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/base/choice.h"
 #include "kernels/base/tensor.h"
 #include "kernels/activation.h"
 #include "kernels/conv.h"
@@ -39,6 +40,11 @@ namespace unet {
 // (LossScaler). The CPU computes fp32: it accepts fp32 and tf32 and refuses
 // the 16-bit precisions.
 enum class Precision { fp32, tf32, bf16, fp16 };
+inline constexpr Choice<Precision> kPrecisions[] = {
+    {"fp32", Precision::fp32, "strict single precision"},
+    {"tf32", Precision::tf32, "TF32 tensor cores, Ampere and later"},
+    {"bf16", Precision::bf16, "bf16 activations, fp32 weights and sums"},
+    {"fp16", Precision::fp16, "fp16 activations, fp32 weights and sums, dynamic loss scaling"}};
 Precision parse_precision(const std::string& text);  // throws std::invalid_argument naming the choices
 DType storage_type(Precision p);  // of the activations: bf16, f16, else f32
 

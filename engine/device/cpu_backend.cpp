@@ -178,13 +178,7 @@ std::shared_ptr<Backend> cpu_backend(int64_t memory_limit, bool separate_memory)
   return std::make_shared<CpuBackend>(memory_limit, separate_memory);
 }
 
-Precision parse_precision(const std::string& text) {
-  if (text == "fp32") return Precision::fp32;
-  if (text == "tf32") return Precision::tf32;
-  if (text == "bf16") return Precision::bf16;
-  if (text == "fp16") return Precision::fp16;
-  throw std::invalid_argument("--precision " + text + ": expected fp32, tf32, bf16 or fp16");
-}
+Precision parse_precision(const std::string& text) { return choose(kPrecisions, text, "--precision"); }
 
 DType storage_type(Precision p) {
   return p == Precision::bf16 ? DType::bf16 : p == Precision::fp16 ? DType::f16 : DType::f32;

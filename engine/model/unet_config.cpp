@@ -26,13 +26,12 @@ void UNetConfig::validate() const {
 }
 
 std::string UNetConfig::str() const {
-  static const char* norms[] = {"none", "batch", "instance"};
   return std::to_string(dims) + "D U-Net: depth " + std::to_string(depth) + ", start filters " +
          std::to_string(start_filters) + ", " + std::to_string(convs_per_level) + " convs/level " +
-         std::to_string(kernel) + "^" + std::to_string(dims) + ", norm " + norms[int(norm)] + ", dropout " +
-         std::to_string(dropout).substr(0, 4) + ", padding " + (padding == Padding::same ? "same" : "valid") +
+         std::to_string(kernel) + "^" + std::to_string(dims) + ", norm " + choice_name(kNormChoices, norm) + ", dropout " +
+         std::to_string(dropout).substr(0, 4) + ", padding " + choice_name(kPaddings, padding) +
          ", " + std::to_string(in_channels) + " input channel(s), " + std::to_string(classes) + " classes (" +
-         (head == Head::sigmoid ? "sigmoid" : "softmax") + ")";
+         choice_name(kHeads, head) + ")";
 }
 
 }  // namespace unet

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/base/choice.h"
 #include "kernels/activation.h"
 #include "kernels/conv.h"
 #include "kernels/loss.h"
@@ -21,6 +22,20 @@
 namespace unet {
 
 enum class NormChoice { none, batch, instance };
+inline constexpr Choice<NormChoice> kNormChoices[] = {
+    {"none", NormChoice::none, "no normalization"},
+    {"batch", NormChoice::batch, "batch norm"},
+    {"instance", NormChoice::instance, "instance norm (nnU-Net's)"}};
+inline constexpr Choice<Padding> kPaddings[] = {
+    {"same", Padding::same, "output = input size"},
+    {"valid", Padding::valid, "the original U-Net's crops"}};
+inline constexpr Choice<Head> kHeads[] = {
+    {"sigmoid", Head::sigmoid, "one logit, 2 classes"},
+    {"softmax", Head::softmax, "one logit per class"}};
+inline constexpr Choice<Activation> kActivations[] = {
+    {"identity", Activation::identity, "none"},
+    {"relu", Activation::relu, "ReLU"},
+    {"leaky_relu", Activation::leaky_relu, "LeakyReLU, slope 0.01"}};
 
 struct UNetConfig {
   int dims = 2;                 // 2 or 3

@@ -6,14 +6,12 @@
 namespace unet {
 namespace {
 
-const char* kNorms[] = {"none", "batch", "instance"};
-const char* kActivations[] = {"identity", "relu", "leaky_relu"};
-
-template <size_t N>
-int index_of(const char* const (&names)[N], const std::string& v, const std::string& field, const std::string& where) {
-  for (size_t i = 0; i < N; ++i)
-    if (v == names[i]) return static_cast<int>(i);
-  throw FileError(where + ": model configuration field " + field + " = \"" + v + "\" is not one we know");
+template <class T, size_t N>
+T field_choice(const Choice<T> (&table)[N], const nlohmann::json& j, const std::string& field, const std::string& where) {
+  const std::string v = j.at(field);
+  if (const std::optional<T> c = find_choice(table, v)) return *c;
+  throw FileError(where + ": model configuration field " + field + " = \"" + v + "\" is not one we know (expected " +
+                  choice_names(table) + ")");
 }
 
 // The running statistics that ride along with the parameters: (name, state offset, count).
@@ -46,13 +44,13 @@ std::string config_to_json(const UNetConfig& c) {
                    {"start_filters", c.start_filters},
                    {"convs_per_level", c.convs_per_level},
                    {"kernel", c.kernel},
-                   {"norm", kNorms[int(c.norm)]},
+                   {"norm", choice_name(kNormChoices, c.norm)},
                    {"dropout", c.dropout},
-                   {"padding", c.padding == Padding::same ? "same" : "valid"},
+                   {"padding", choice_name(kPaddings, c.padding)},
                    {"in_channels", c.in_channels},
                    {"classes", c.classes},
-                   {"head", c.head == Head::sigmoid ? "sigmoid" : "softmax"},
-                   {"activation", kActivations[int(c.activation.kind)]},
+                   {"head", choice_name(kHeads, c.head)},
+                   {"activation", choice_name(kActivations, c.activation.kind)},
                    {"activation_slope", c.activation.slope},
                    {"seed", c.seed}};
   return j.dump();
@@ -67,13 +65,13 @@ UNetConfig config_from_json(const std::string& text, const std::string& where) {
     c.start_filters = j.at("start_filters");
     c.convs_per_level = j.at("convs_per_level");
     c.kernel = j.at("kernel");
-    c.norm = NormChoice(index_of(kNorms, j.at("norm"), "norm", where));
+    c.norm = field_choice(kNormChoices, j, "norm", where);
     c.dropout = j.at("dropout");
-    c.padding = j.at("padding") == "valid" ? Padding::valid : Padding::same;
+    c.padding = field_choice(kPaddings, j, "padding", where);
     c.in_channels = j.at("in_channels");
     c.classes = j.at("classes");
-    c.head = j.at("head") == "sigmoid" ? Head::sigmoid : Head::softmax;
-    c.activation = {Activation(index_of(kActivations, j.at("activation"), "activation", where)),
+    c.head = field_choice(kHeads, j, "head", where);
+    c.activation = {field_choice(kActivations, j, "activation", where),
                     j.at("activation_slope").get<float>()};
     c.seed = j.at("seed");
   } catch (const nlohmann::json::exception& e) {

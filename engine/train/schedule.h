@@ -12,9 +12,16 @@
 
 #include <cstdint>
 
+#include "kernels/base/choice.h"
+
 namespace unet {
 
 enum class ScheduleKind { constant, step, poly, cosine };
+inline constexpr Choice<ScheduleKind> kSchedules[] = {
+    {"constant", ScheduleKind::constant, "the base rate throughout"},
+    {"step", ScheduleKind::step, "multiplied by step_gamma every step_size steps"},
+    {"poly", ScheduleKind::poly, "polynomial decay to 0 (nnU-Net's)"},
+    {"cosine", ScheduleKind::cosine, "cosine decay to 0"}};
 
 struct ScheduleSpec {
   ScheduleKind kind = ScheduleKind::constant;

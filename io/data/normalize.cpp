@@ -9,7 +9,6 @@ namespace unet {
 namespace {
 
 constexpr double kEps = 1e-8;
-const char* const kNames[] = {"none", "zscore", "minmax", "window", "ct", "fixed"};
 
 double percentile(std::vector<float> v, double q) {  // linear between order statistics, as numpy
   const double pos = q / 100 * (v.size() - 1);
@@ -23,13 +22,9 @@ double percentile(std::vector<float> v, double q) {  // linear between order sta
 
 }  // namespace
 
-NormScheme parse_norm_scheme(const std::string& name) {
-  for (int i = 0; i < 6; ++i)
-    if (name == kNames[i]) return static_cast<NormScheme>(i);
-  throw std::invalid_argument("normalization \"" + name + "\": expected none, zscore, minmax, window, ct or fixed");
-}
+NormScheme parse_norm_scheme(const std::string& name) { return choose(kNormSchemes, name, "normalization"); }
 
-std::string to_string(NormScheme s) { return kNames[static_cast<int>(s)]; }
+std::string to_string(NormScheme s) { return choice_name(kNormSchemes, s); }
 
 nlohmann::json to_json(const NormalizationStats& s) {
   nlohmann::json channels = nlohmann::json::array();

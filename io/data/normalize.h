@@ -22,11 +22,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/base/choice.h"
 #include "io/volume.h"
 
 namespace unet {
 
 enum class NormScheme { none, zscore, minmax, window, ct, fixed };
+inline constexpr Choice<NormScheme> kNormSchemes[] = {
+    {"none", NormScheme::none, "as stored"},
+    {"zscore", NormScheme::zscore, "each image to mean 0, deviation 1 (nnU-Net's default)"},
+    {"minmax", NormScheme::minmax, "each image to [0, 1]"},
+    {"window", NormScheme::window, "clipped to --window lo,hi, then to [0, 1]"},
+    {"ct", NormScheme::ct, "clipped to the training foreground's 0.5 and 99.5 percentiles, then its z-score (nnU-Net's CT)"},
+    {"fixed", NormScheme::fixed, "x * scale + shift"}};
 NormScheme parse_norm_scheme(const std::string& name);  // throws std::invalid_argument
 std::string to_string(NormScheme s);
 

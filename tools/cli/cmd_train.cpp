@@ -28,6 +28,7 @@
 #include "io/data/pipeline.h"
 #include "io/png.h"
 #include "kernels/head.h"
+#include "tools/cli/choice_option.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/device_options.h"
 #include "tools/cli/model_options.h"
@@ -68,8 +69,7 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
   cmd.add_option("--object-class", o.data.labels.object_value,
                  "The label value of the object (class 1); every other value is background");
   cmd.add_option("--ignore-label", o.data.labels.ignore_label, "A class left out of the loss and the metrics");
-  cmd.add_option("--normalize", o.norm, "Intensity normalization: zscore, minmax, window, ct, fixed, none")
-      ->capture_default_str();
+  add_choice(cmd, "--normalize", o.norm, kNormSchemes, "Intensity normalization");
   cmd.add_option("--window", o.window, "Clip range lo,hi for --normalize window")->delimiter(',')->expected(2);
   cmd.add_option("--image-width", o.image_width, "Patch width (with --image-height, instead of --size)");
   cmd.add_option("--image-height", o.image_height, "Patch height");
@@ -83,17 +83,13 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
   cmd.add_option("--epochs,-e", o.train.epochs, "Epochs (passes over the samples)")->capture_default_str();
   cmd.add_option("--steps", o.train.steps, "Optimizer steps (instead of --epochs)");
   cmd.add_option("--learning-rate,--lr", o.lr, "Base learning rate")->capture_default_str();
-  cmd.add_option("--optimizer", o.optimizer, "sgd, adam or adamw")->check(CLI::IsMember({"sgd", "adam", "adamw"}))
-      ->capture_default_str();
+  add_choice(cmd, "--optimizer", o.optimizer, kOptimizers, "Optimizer");
   cmd.add_option("--momentum", o.train.optimizer.momentum, "SGD momentum")->capture_default_str();
   cmd.add_flag("--nesterov", o.train.optimizer.nesterov, "Nesterov momentum (SGD)");
   cmd.add_option("--weight-decay", o.train.optimizer.weight_decay, "Weight decay")->capture_default_str();
-  cmd.add_option("--schedule", o.schedule, "constant, step, poly or cosine")
-      ->check(CLI::IsMember({"constant", "step", "poly", "cosine"}))->capture_default_str();
+  add_choice(cmd, "--schedule", o.schedule, kSchedules, "Learning-rate schedule");
   cmd.add_option("--warmup", o.warmup, "Linear warm-up steps");
-  cmd.add_option("--loss", o.loss, "bce, ce, weighted_ce, dice, jaccard, tversky, focal_tversky, dice_ce")
-      ->check(CLI::IsMember({"bce", "ce", "weighted_ce", "dice", "jaccard", "tversky", "focal_tversky", "dice_ce"}))
-      ->capture_default_str();
+  add_choice(cmd, "--loss", o.loss, kLossKinds, "Loss");
   cmd.add_option("--class-weights", o.class_weights, "Cross-entropy weight of each class")->delimiter(',');
   cmd.add_option("--tversky-beta", o.tversky_beta, "Tversky weight of false negatives")->capture_default_str();
   cmd.add_option("--focal-gamma", o.focal_gamma, "Focal Tversky exponent")->capture_default_str();
@@ -119,15 +115,6 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
                "Data parallel: batch norm statistics over the global batch (default: each rank's own)");
   cmd.add_option("--rendezvous", o.rendezvous,
                  "Shared folder where data-parallel ranks meet (default: RUN_DIR/.rendezvous)");
-}
-
-LossKind loss_kind(const std::string& s) {
-  static const std::map<std::string, LossKind> kinds{
-      {"bce", LossKind::bce},         {"ce", LossKind::ce},
-      {"weighted_ce", LossKind::weighted_ce}, {"dice", LossKind::dice},
-      {"jaccard", LossKind::jaccard}, {"tversky", LossKind::tversky},
-      {"focal_tversky", LossKind::focal_tversky}, {"dice_ce", LossKind::dice_ce}};
-  return kinds.at(s);
 }
 
 // The options that depend on one another, checked and filled in.
@@ -170,17 +157,11 @@ void resolve(CLI::App& cmd, TrainCli& o) {
   o.data.augment.rate = o.augmentation_rate;
   if (o.no_augmentation) o.data.augment.off();
   const Head head = o.model.config.head;
-  o.train.loss = make_loss(loss_kind(o.loss), head, static_cast<float>(o.tversky_beta),
+  o.train.loss = make_loss(choose(kLossKinds, o.loss, "--loss"), head, static_cast<float>(o.tversky_beta),
                            static_cast<float>(o.focal_gamma), o.class_weights);
   o.train.loss.ignore_label = labels.ignore_label;
-  static const std::map<std::string, OptimizerKind> opts{
-      {"sgd", OptimizerKind::sgd}, {"adam", OptimizerKind::adam}, {"adamw", OptimizerKind::adamw}};
-  o.train.optimizer.kind = opts.at(o.optimizer);
-  static const std::map<std::string, ScheduleKind> schedules{{"constant", ScheduleKind::constant},
-                                                             {"step", ScheduleKind::step},
-                                                             {"poly", ScheduleKind::poly},
-                                                             {"cosine", ScheduleKind::cosine}};
-  o.train.schedule.kind = schedules.at(o.schedule);
+  o.train.optimizer.kind = choose(kOptimizers, o.optimizer, "--optimizer");
+  o.train.schedule.kind = choose(kSchedules, o.schedule, "--schedule");
   o.train.schedule.base_lr = o.lr;
   o.train.schedule.warmup_steps = o.warmup;
   o.train.run_dir = o.run_dir;

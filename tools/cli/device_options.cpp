@@ -1,5 +1,7 @@
 #include "tools/cli/device_options.h"
 
+#include "tools/cli/choice_option.h"
+
 namespace unet {
 
 std::shared_ptr<Backend> DeviceOptions::backend(int local_rank) const {
@@ -8,11 +10,7 @@ std::shared_ptr<Backend> DeviceOptions::backend(int local_rank) const {
 
 void add_device_options(CLI::App& cmd, DeviceOptions& o) {
   cmd.add_option("--gpus", o.gpus, "GPUs to use: 0 (the CPU) or 1 (one per process)")->capture_default_str();
-  cmd.add_option("--precision", o.precision,
-                 "Arithmetic on a GPU: fp32 (strict), tf32 (tensor cores, Ampere and later), or mixed precision: "
-                 "bf16 or fp16 activations with fp32 weights and sums (fp16 with dynamic loss scaling)")
-      ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}))
-      ->capture_default_str();
+  add_choice(cmd, "--precision", o.precision, kPrecisions, "Arithmetic on a GPU");
   cmd.add_flag("--no-cuda-graphs", o.no_cuda_graphs,
                "Launch every op of a pass on its own instead of replaying the pass as a captured CUDA Graph");
 }

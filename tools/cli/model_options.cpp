@@ -1,5 +1,7 @@
 #include "tools/cli/model_options.h"
 
+#include "tools/cli/choice_option.h"
+
 #include <map>
 #include <stdexcept>
 
@@ -13,18 +15,14 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
       ->capture_default_str();
   cmd.add_option("--convs-per-level", c.convs_per_level, "Convolutions in each block")->capture_default_str();
   cmd.add_option("--kernel", c.kernel, "Convolution size (odd)")->capture_default_str();
-  cmd.add_option("--norm", o.norm, "Normalization after each convolution")
-      ->check(CLI::IsMember({"none", "batch", "instance"}))->capture_default_str();
+  add_choice(cmd, "--norm", o.norm, kNormChoices, "Normalization after each convolution");
   cmd.add_option("--dropout,--drop-rate", c.dropout, "Dropout rate after the deepest encoder block and the bottleneck")
       ->capture_default_str();
-  cmd.add_option("--padding", o.padding, "\"same\" (output = input size) or \"valid\" (the original U-Net's crops)")
-      ->check(CLI::IsMember({"same", "valid"}))->capture_default_str();
+  add_choice(cmd, "--padding", o.padding, kPaddings, "Convolution padding");
   cmd.add_option("--input-channels", c.in_channels, "Channels of the input images")->capture_default_str();
   cmd.add_option("--classes", c.classes, "Classes, background included")->capture_default_str();
-  cmd.add_option("--head", o.head, "Output head: sigmoid (2 classes), softmax, or auto (sigmoid for 2 classes)")
-      ->check(CLI::IsMember({"auto", "sigmoid", "softmax"}))->capture_default_str();
-  cmd.add_option("--activation", o.activation, "relu or leaky_relu")
-      ->check(CLI::IsMember({"relu", "leaky_relu"}))->capture_default_str();
+  add_choice(cmd, "--head", o.head, kHeads, "Output head; auto: sigmoid for 2 classes, else softmax", {"auto"});
+  add_choice(cmd, "--activation", o.activation, kActivations, "Activation after each convolution", {}, {"identity"});
   cmd.add_option("--size", o.size, "Patch size W x H (2D) or W x H x D (3D), e.g. 512x512 or 128x128x64");
   cmd.add_option("--batch-size,-b", o.batch, "Samples per batch")->capture_default_str();
 }
@@ -72,12 +70,10 @@ Shape batch_shape(int64_t batch, int64_t channels, const std::vector<int64_t>& s
 }
 
 void ModelOptions::resolve() {
-  const std::map<std::string, NormChoice> norms{{"none", NormChoice::none}, {"batch", NormChoice::batch},
-                                                {"instance", NormChoice::instance}};
-  config.norm = norms.at(norm);
-  config.padding = padding == "valid" ? Padding::valid : Padding::same;
-  config.head = head == "auto" ? default_head(config.classes) : (head == "sigmoid" ? Head::sigmoid : Head::softmax);
-  config.activation = {activation == "leaky_relu" ? Activation::leaky_relu : Activation::relu, 0.01f};
+  config.norm = choose(kNormChoices, norm, "--norm");
+  config.padding = choose(kPaddings, padding, "--padding");
+  config.head = head == "auto" ? default_head(config.classes) : choose(kHeads, head, "--head");
+  config.activation = {choose(kActivations, activation, "--activation"), 0.01f};
   config.validate();
   if (batch < 1) throw std::invalid_argument("--batch-size " + std::to_string(batch) + ": expected at least 1");
 }
