@@ -1,7 +1,7 @@
 // The U-Net: parameters, a planned activation arena, and forward and backward
 // as explicit call lists (no autograd). See unet_config.h for the layers.
 //
-// Memory (DESIGN.md, principle 4): one parameter buffer and one gradient buffer
+// Memory: one parameter buffer and one gradient buffer
 // in the same layout (param_table() names every tensor in it), a state buffer
 // for the norms' running statistics, and for a given input shape one arena that
 // plan() lays out once: every activation backward needs, the decoders'

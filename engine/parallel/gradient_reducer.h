@@ -1,5 +1,5 @@
 // The gradient all-reduce of data parallelism, in buckets that start while
-// backward is still running (DESIGN.md: communication overlaps compute).
+// backward is still running, so that communication overlaps compute.
 //
 // Buckets are runs of whole parameter tensors of about `bucket_floats`, laid
 // out from the end of the gradient buffer (backward finishes the head first).
