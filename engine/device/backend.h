@@ -82,8 +82,6 @@ class Backend {
   // or under mixed precision bf16 or f16. Weights, biases, norm parameters and
   // every gradient of them are fp32 whatever it is.
   virtual DType activation_type() const = 0;
-  // dst = src converted to dst's type (half.h's rounding): same shape, both packed.
-  virtual void convert(const Tensor& src, const Tensor& dst) = 0;
 
   // Convolutions: one plan per layer shape, made when the net is planned (the
   // CUDA backend chooses its cuDNN algorithms there); ops take the plan's id.
@@ -105,8 +103,6 @@ class Backend {
   virtual void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
                                float* dbias, GradMode mode, void* workspace) = 0;
 
-  virtual void bias_act_forward(const Tensor& y, const float* bias, ActivationSpec act) = 0;
-  virtual void bias_act_backward(const Tensor& y, const Tensor& dy, float* dbias, ActivationSpec act) = 0;
 
   // Synchronized batch norm (a non-null reducer) is the CPU backend's alone.
   virtual void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
@@ -118,12 +114,6 @@ class Backend {
                              const float* mean, const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec,
                              const NormSumsReducer& reduce) = 0;
 
-  virtual void maxpool_forward(const Tensor& x, const Tensor& y, uint8_t* argmax) = 0;
-  virtual void maxpool_backward(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode) = 0;
-  virtual void crop_forward(const Tensor& x, const Tensor& y) = 0;
-  virtual void crop_backward(const Tensor& dy, const Tensor& dx, GradMode mode) = 0;
-  virtual void dropout_forward(const Tensor& x, const Tensor& y, const DropoutSpec& spec) = 0;
-  virtual void dropout_backward(const Tensor& dy, const Tensor& dx, const DropoutSpec& spec) = 0;
 
   // The scratch the reductions below and the norms need, for logits of this
   // shape and norms of at most `norm_groups` groups.

@@ -72,11 +72,6 @@ class CpuBackend final : public Backend {
 
   int64_t max_tensor_elements() const override { return std::numeric_limits<int64_t>::max(); }
   DType activation_type() const override { return DType::f32; }
-  void convert(const Tensor& src, const Tensor& dst) override {
-    expect_shape("convert", "dst", dst.shape, src.shape);
-    if (!src.contiguous() || !dst.contiguous()) throw std::invalid_argument("convert: the tensors must be packed");
-    unet::convert(src.data, src.dtype, dst.data, dst.dtype, src.shape.count());
-  }
 
   int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides) override {
     convs_.push_back({conv_workspace_floats(in, out_channels, spec) * int64_t(sizeof(float)), spec});
@@ -108,12 +103,6 @@ class CpuBackend final : public Backend {
     unet::upconv_backward(x, w, dy, dx, dw, dbias, mode, static_cast<float*>(workspace));
   }
 
-  void bias_act_forward(const Tensor& y, const float* bias, ActivationSpec act) override {
-    unet::bias_act_forward(y, bias, act);
-  }
-  void bias_act_backward(const Tensor& y, const Tensor& dy, float* dbias, ActivationSpec act) override {
-    unet::bias_act_backward(y, dy, dbias, act);
-  }
 
   void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
                           float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
@@ -130,20 +119,6 @@ class CpuBackend final : public Backend {
     unet::norm_backward(x, dy, dx, gamma, mean, invstd, dgamma, dbeta, spec, reduce);
   }
 
-  void maxpool_forward(const Tensor& x, const Tensor& y, uint8_t* argmax) override {
-    unet::maxpool_forward(x, y, argmax);
-  }
-  void maxpool_backward(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode) override {
-    unet::maxpool_backward(dy, argmax, dx, mode);
-  }
-  void crop_forward(const Tensor& x, const Tensor& y) override { unet::crop_forward(x, y); }
-  void crop_backward(const Tensor& dy, const Tensor& dx, GradMode mode) override { unet::crop_backward(dy, dx, mode); }
-  void dropout_forward(const Tensor& x, const Tensor& y, const DropoutSpec& spec) override {
-    unet::dropout_forward(x, y, spec);
-  }
-  void dropout_backward(const Tensor& dy, const Tensor& dx, const DropoutSpec& spec) override {
-    unet::dropout_backward(dy, dx, spec);
-  }
 
   void reserve(const Shape&, int64_t) override {}  // the CPU reductions keep their sums on the stack
   void step_loss(const Tensor& logits, const int32_t* labels, const Tensor& dlogits, const LossSpec& spec,

@@ -122,11 +122,6 @@ class CudaBackend final : public Backend {
   // cuDNN's descriptors hold 32-bit sizes and strides.
   int64_t max_tensor_elements() const override { return INT32_MAX; }
   DType activation_type() const override { return type_; }
-  void convert(const Tensor& src, const Tensor& dst) override {
-    expect_shape("convert", "dst", dst.shape, src.shape);
-    if (!src.contiguous() || !dst.contiguous()) throw std::invalid_argument("convert: the tensors must be packed");
-    convert_cuda(src.data, src.dtype, dst.data, dst.dtype, src.shape.count(), GradMode::overwrite, stream_);
-  }
 
   // One plan per distinct layer (twins share it: the calls run one at a time),
   // so that planning again for the same shapes adds nothing.
@@ -179,12 +174,6 @@ class CudaBackend final : public Backend {
                          static_cast<float*>(workspace), stream_);
   }
 
-  void bias_act_forward(const Tensor& y, const float* bias, ActivationSpec act) override {
-    bias_act_forward_cuda(y, bias, act, stream_);
-  }
-  void bias_act_backward(const Tensor& y, const Tensor& dy, float* dbias, ActivationSpec act) override {
-    bias_act_backward_cuda(y, dy, dbias, act, stream_);
-  }
 
   void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
                           float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
@@ -203,22 +192,6 @@ class CudaBackend final : public Backend {
     norm_backward_cuda(x, dy, dx, gamma, mean, invstd, dgamma, dbeta, spec, scratch(), stream_);
   }
 
-  void maxpool_forward(const Tensor& x, const Tensor& y, uint8_t* argmax) override {
-    maxpool_forward_cuda(x, y, argmax, stream_);
-  }
-  void maxpool_backward(const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode) override {
-    maxpool_backward_cuda(dy, argmax, dx, mode, stream_);
-  }
-  void crop_forward(const Tensor& x, const Tensor& y) override { crop_forward_cuda(x, y, stream_); }
-  void crop_backward(const Tensor& dy, const Tensor& dx, GradMode mode) override {
-    crop_backward_cuda(dy, dx, mode, stream_);
-  }
-  void dropout_forward(const Tensor& x, const Tensor& y, const DropoutSpec& spec) override {
-    dropout_forward_cuda(x, y, spec, stream_);
-  }
-  void dropout_backward(const Tensor& dy, const Tensor& dx, const DropoutSpec& spec) override {
-    dropout_backward_cuda(dy, dx, spec, stream_);
-  }
 
   void reserve(const Shape& logits, int64_t norm_groups) override {
     const int64_t doubles =

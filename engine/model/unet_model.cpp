@@ -6,6 +6,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "engine/device/ops.h"
 #include "kernels/maxpool.h"
 #include "kernels/upconv.h"
 
@@ -467,7 +468,7 @@ const int32_t* UNet::stage_labels(const int32_t* host) {
 void UNet::dropout(const Slot& s, uint64_t site, bool backward) {
   const DropoutSpec spec{config_.dropout, config_.seed, 2 * step_ + site, parallel_.first_sample};
   const Tensor t = view(s);
-  backward ? backend_->dropout_backward(t, t, spec) : backend_->dropout_forward(t, t, spec);
+  backward ? ops::dropout_backward(*backend_, t, t, spec) : ops::dropout_forward(*backend_, t, t, spec);
 }
 
 void UNet::block_forward(Block& b, bool training) {
@@ -488,7 +489,7 @@ void UNet::block_forward(Block& b, bool training) {
       backend_->norm_forward_train(pre, out, p_ + L.gamma, p_ + L.beta, mean, invstd, rm, rv, ns, parallel_.norm_sums);
     else
       backend_->norm_forward_infer(pre, out, p_ + L.gamma, p_ + L.beta, rm, rv, ns);
-    backend_->bias_act_forward(out, nullptr, config_.activation);
+    ops::bias_act_forward(*backend_, out, nullptr, config_.activation);
   }
 }
 
@@ -519,14 +520,14 @@ Tensor UNet::forward(const Tensor& input, bool training, uint64_t step) {
 void UNet::forward_ops(bool training) {
   const bool drop = training && config_.dropout > 0.f;
   const int depth = config_.depth;
-  if (input_copy_.offset >= 0) backend_->convert(input_tensor_, view(input_copy_));
+  if (input_copy_.offset >= 0) ops::convert(*backend_, input_tensor_, view(input_copy_));
   for (int l = 0; l < depth; ++l) {
     Level& L = levels_[l];
     block_forward(L.enc, training);
     if (drop && l == depth - 1) dropout(L.enc_out, 0, false);
     if (L.enc_out.offset != L.cat.offset)
-      backend_->crop_forward(view(L.enc_out), view(L.cat.channels(0, config_.filters(l))));
-    backend_->maxpool_forward(view(L.enc_out), view(L.pooled), argmax() + L.argmax);
+      ops::crop_forward(*backend_, view(L.enc_out), view(L.cat.channels(0, config_.filters(l))));
+    ops::maxpool_forward(*backend_, view(L.enc_out), view(L.pooled), argmax() + L.argmax);
   }
   block_forward(bottleneck_, training);
   if (drop) dropout(bottleneck_.out(), 1, false);
@@ -539,7 +540,7 @@ void UNet::forward_ops(bool training) {
     block_forward(L.dec, training);
   }
   backend_->conv_forward(head_.conv, view(head_.in), p_ + head_.w, p_ + head_.b, view(head_.out), ws);
-  if (head_.out.offset != logits_.offset) backend_->convert(view(head_.out), view(logits_));
+  if (head_.out.offset != logits_.offset) ops::convert(*backend_, view(head_.out), view(logits_));
 }
 
 UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, bool need_input_grad) {
@@ -549,11 +550,11 @@ UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, 
     ConvLayer& L = b.convs[j];
     const Tensor d = view(cur);
     if (config_.norm == NormChoice::none) {
-      backend_->bias_act_backward(view(L.out), d, g_ + L.b, config_.activation);
+      ops::bias_act_backward(*backend_, view(L.out), d, g_ + L.b, config_.activation);
     } else {
       const NormSpec ns = config_.norm_spec();
       const auto* mean = reinterpret_cast<const float*>(a_ + L.stats);
-      backend_->bias_act_backward(view(L.out), d, nullptr, config_.activation);
+      ops::bias_act_backward(*backend_, view(L.out), d, nullptr, config_.activation);
       backend_->norm_backward(view(L.pre), d, d, p_ + L.gamma, mean, mean + norm_groups(ns.kind, L.pre.shape),
                               g_ + L.gamma, g_ + L.beta, ns, parallel_.norm_sums);
     }
@@ -581,7 +582,7 @@ void UNet::backward(const Tensor& input) {
 void UNet::backward_ops() {
   const int depth = config_.depth;
   void* ws = workspace_.get();
-  if (dhead_.offset != dlogits_.offset) backend_->convert(view(dlogits_), view(dhead_));
+  if (dhead_.offset != dlogits_.offset) ops::convert(*backend_, view(dlogits_), view(dhead_));
   Slot cur = other_scratch(dhead_, head_.in.shape);
   backend_->conv_backward(head_.conv, view(head_.in), p_ + head_.w, view(dhead_), view(cur), g_ + head_.w,
                           g_ + head_.b, GradMode::overwrite, ws);
@@ -605,9 +606,9 @@ void UNet::backward_ops() {
     Slot dout = skip;
     if (L.enc_out.offset != L.cat.offset) {  // "valid": the skip was a crop of the encoder output
       dout = other_scratch(dpooled, L.enc_out.shape);
-      backend_->crop_backward(view(skip), view(dout), GradMode::overwrite);
+      ops::crop_backward(*backend_, view(skip), view(dout), GradMode::overwrite);
     }
-    backend_->maxpool_backward(view(dpooled), argmax() + L.argmax, view(dout), GradMode::accumulate);
+    ops::maxpool_backward(*backend_, view(dpooled), argmax() + L.argmax, view(dout), GradMode::accumulate);
     if (drop && l == depth - 1) dropout(dout, 0, true);
     dpooled = block_backward(L.enc, dout, nullptr, l > 0);
   }
