@@ -10,8 +10,6 @@
 #include "engine/device/device_buffer.h"
 #endif
 #include "kernels/convert.h"
-#include "kernels/crop.h"
-#include "kernels/maxpool.h"
 #include "kernels/upconv.h"
 
 namespace unet {

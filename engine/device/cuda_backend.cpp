@@ -13,8 +13,6 @@
 #include "kernels/base/cuda_check.h"
 #include "engine/device/device_buffer.h"
 #include "kernels/convert.h"
-#include "kernels/crop.h"
-#include "kernels/maxpool.h"
 #include "kernels/metrics.h"
 #include "kernels/upconv.h"
 
