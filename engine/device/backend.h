@@ -1,8 +1,12 @@
 // Where a U-Net's buffers live and its ops run: the CPU backend (host memory,
-// OpenMP threads, OpenBLAS) or the CUDA backend (one GPU: device memory, cuDNN,
-// cuBLAS and our kernels queued on one stream). UNet, the trainer, the sliding
-// window and `unet bench` call the ops through this interface, so one call list
-// serves both, and the CPU tests exercise the same call list the GPU runs.
+// OpenMP threads, OpenBLAS) or the CUDA backend (one GPU: device memory, a
+// compute stream and a copy stream, cuDNN and cuBLAS handles bound to it). A
+// backend is a small device: memory, copies, batch staging, synchronization,
+// handles, the reductions' scratch, its convolution plans and the state of its
+// CUDA Graphs. The ops themselves are functions over it (ops.h), each
+// dispatched once to the CPU or the CUDA kernel, so that one call list (UNet,
+// the train step, the sliding window, `unet bench`) serves both, and the CPU
+// tests exercise the call list the GPU runs.
 //
 // Contract
 //   Every pointer an op takes is the backend's memory (allocate()); host data
@@ -10,9 +14,6 @@
 //   Ops run in call order. Calls that return a host value (download) wait for
 //   what they read; the others may return before the device has finished (the
 //   CUDA backend's stream).
-//   Workspaces: the caller passes one of at least the *_workspace_bytes() the
-//   backend asked for; reserve() sizes the backend's own reduction scratch once,
-//   so that a step allocates nothing.
 #pragma once
 
 #include <cstdint>
@@ -20,17 +21,40 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/base/choice.h"
 #include "kernels/base/tensor.h"
-#include "kernels/activation.h"
 #include "kernels/conv.h"
-#include "kernels/dropout.h"
-#include "kernels/loss.h"
-#include "kernels/norm.h"
-#include "kernels/optimizer.h"
+
+struct cudnnContext;   // cudnnHandle_t without the cuDNN headers
+struct cublasContext;  // cublasHandle_t without the cuBLAS headers
 
 namespace unet {
+
+class ConvCudnn;
+
+// One convolution layer's plan (ops::plan_conv): the layer, what its calls
+// need as workspace, and on a GPU cuDNN's chosen algorithms.
+struct ConvPlan {
+  std::string key;  // conv_key(): twins share a plan (their calls run one at a time)
+  ConvSpec spec;
+  int64_t weights = 0;          // the layer's weight count
+  int64_t workspace_bytes = 0;  // under mixed precision with its 16-bit weights and weight gradient
+  std::shared_ptr<ConvCudnn> cudnn;  // the CUDA backend's
+};
+
+// What the CUDA Graphs on one backend share: whether graphs are on (a capture
+// that fails turns them off), whether one is being captured (a graph run
+// inside another's ops is part of the outer one), a generation that moves
+// whenever buffers a graph may name go (every graph then captures again), and
+// the replays so far.
+struct CudaGraphState {
+  bool enabled = false;
+  bool capturing = false;
+  int64_t generation = 0;
+  int64_t replays = 0;
+};
 
 // How the CUDA backend computes (`--precision`). fp32: strict IEEE single
 // precision; tf32: TF32 tensor cores for the convolutions and GEMMs (Ampere and
@@ -83,65 +107,28 @@ class Backend {
   // every gradient of them are fp32 whatever it is.
   virtual DType activation_type() const = 0;
 
-  // Convolutions: one plan per layer shape, made when the net is planned (the
-  // CUDA backend chooses its cuDNN algorithms there); ops take the plan's id.
-  virtual int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides strides) = 0;
-  virtual int64_t conv_workspace_bytes(int plan) const = 0;
-  virtual void conv_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
-                            void* workspace) = 0;
-  // y = act(conv(x) + bias): one fused call where the backend can (the CUDA
-  // backend, for ReLU, when cuDNN's chosen algorithm allows it), else the
-  // convolution and then bias_act_forward.
-  virtual void conv_bias_act_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
-                                     ActivationSpec act, void* workspace) = 0;
-  virtual void conv_backward(int plan, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
-                             float* dbias, GradMode mode, void* workspace) = 0;
+  // The cuDNN and cuBLAS handles bound to stream(), and whether TF32 was asked
+  // for (the CPU: none). For the ops that call them (ops.h).
+  virtual cudnnContext* cudnn() const { return nullptr; }
+  virtual cublasContext* cublas() const { return nullptr; }
+  virtual bool tf32() const { return false; }
+  // The reductions' scratch (the norms', the loss's, the gradient norm's), of
+  // at least `doubles`: the CUDA backend's, grown when asked for more (after
+  // the queued ops, invalidating the captured graphs that name the old one);
+  // null on the CPU, whose reductions keep their sums on the stack.
+  virtual double* scratch(int64_t /*doubles*/) { return nullptr; }
 
-  virtual int64_t upconv_workspace_bytes(const Shape& in, int64_t out_channels) const = 0;
-  virtual void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y,
-                              void* workspace) = 0;
-  virtual void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
-                               float* dbias, GradMode mode, void* workspace) = 0;
+  // The convolution plans ops::plan_conv made on this backend, kept for its
+  // lifetime; an op takes a plan's index.
+  std::vector<ConvPlan>& conv_plans() { return conv_plans_; }
+  // Whether passes may run as CUDA Graphs, and the state every CudaGraph on
+  // this backend shares (cuda_graph.h).
+  CudaGraphState& graphs() { return graphs_; }
+  int64_t graph_replays() const { return graphs_.replays; }  // passes run from a captured graph so far
 
-
-  // Synchronized batch norm (a non-null reducer) is the CPU backend's alone.
-  virtual void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
-                                  float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
-                                  const NormSumsReducer& reduce) = 0;
-  virtual void norm_forward_infer(const Tensor& x, const Tensor& y, const float* gamma, const float* beta,
-                                  const float* running_mean, const float* running_var, const NormSpec& spec) = 0;
-  virtual void norm_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, const float* gamma,
-                             const float* mean, const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec,
-                             const NormSumsReducer& reduce) = 0;
-
-
-  // The scratch the reductions below and the norms need, for logits of this
-  // shape and norms of at most `norm_groups` groups.
-  virtual void reserve(const Shape& logits, int64_t norm_groups) = 0;
-  // A training step's loss and update, on the step's scalars in this backend's
-  // memory (step.h), so that nothing in the step waits for the host:
-  // step_loss writes dlogits (times in->loss_scale) and adds loss /
-  // in->accumulate to out->loss. A label outside the classes: the CUDA backend
-  // records it in out (the step is then not taken), the CPU throws at once
-  // (bad_label_message). step_update: the squared norm of grads[0, count) and
-  // the factor into out (step_factor), then, unless the factor is 0, the
-  // optimizer over each range of params, grads, m and v.
-  virtual void step_loss(const Tensor& logits, const int32_t* labels, const Tensor& dlogits, const LossSpec& spec,
-                         const LossSumsReducer& reduce, const StepInputs* in, StepOutputs* out) = 0;
-  virtual void step_update(float* params, const float* grads, float* m, float* v, int64_t count,
-                           const ParamRanges& ranges, const OptimizerSpec& spec, const StepInputs* in,
-                           StepOutputs* out) = 0;
-
-  // A fixed sequence of ops on fixed buffers (a pass of a planned net, or a
-  // whole training step), run as a CUDA Graph under `key`: run eagerly the
-  // first time, captured the second, replayed after: one launch instead of
-  // hundreds. A run_captured inside another's ops is part of the outer one.
-  // The CPU runs `ops`. A capture that fails is reported once and the backend
-  // runs eagerly from then on. drop_captures() forgets them all (the buffers
-  // they name are gone).
-  virtual void run_captured(const std::string& /*key*/, const std::function<void()>& ops) { ops(); }
-  virtual void drop_captures() {}
-  virtual int64_t graph_replays() const { return 0; }  // passes run from a captured graph so far
+ protected:
+  std::vector<ConvPlan> conv_plans_;
+  CudaGraphState graphs_;
 };
 
 // A plan that does not fit the device: what it needs and what is free.

@@ -1,4 +1,5 @@
-// The CPU backend: host memory and the CPU ops of kernels/, unchanged.
+// The CPU backend: host memory, aligned for vector loads, within an optional
+// bound; the ops run the CPU kernels of kernels/ (ops.h).
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -9,8 +10,6 @@
 #ifdef UNET_CUDA
 #include "engine/device/device_buffer.h"
 #endif
-#include "kernels/convert.h"
-#include "kernels/upconv.h"
 
 namespace unet {
 namespace {
@@ -71,76 +70,7 @@ class CpuBackend final : public Backend {
   int64_t max_tensor_elements() const override { return std::numeric_limits<int64_t>::max(); }
   DType activation_type() const override { return DType::f32; }
 
-  int plan_conv(const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides) override {
-    convs_.push_back({conv_workspace_floats(in, out_channels, spec) * int64_t(sizeof(float)), spec});
-    return static_cast<int>(convs_.size() - 1);
-  }
-  int64_t conv_workspace_bytes(int plan) const override { return convs_.at(plan).workspace; }
-  void conv_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
-                    void* workspace) override {
-    unet::conv_forward(x, w, bias, y, convs_[plan].spec, static_cast<float*>(workspace));
-  }
-  void conv_bias_act_forward(int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
-                             ActivationSpec act, void* workspace) override {
-    conv_forward(plan, x, w, nullptr, y, workspace);
-    unet::bias_act_forward(y, bias, act);
-  }
-  void conv_backward(int plan, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
-                     float* dbias, GradMode mode, void* workspace) override {
-    unet::conv_backward(x, w, dy, dx, dw, dbias, convs_[plan].spec, mode, static_cast<float*>(workspace));
-  }
-
-  int64_t upconv_workspace_bytes(const Shape& in, int64_t out_channels) const override {
-    return upconv_workspace_floats(in, out_channels) * int64_t(sizeof(float));
-  }
-  void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace) override {
-    unet::upconv_forward(x, w, bias, y, static_cast<float*>(workspace));
-  }
-  void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
-                       GradMode mode, void* workspace) override {
-    unet::upconv_backward(x, w, dy, dx, dw, dbias, mode, static_cast<float*>(workspace));
-  }
-
-
-  void norm_forward_train(const Tensor& x, const Tensor& y, const float* gamma, const float* beta, float* mean,
-                          float* invstd, float* running_mean, float* running_var, const NormSpec& spec,
-                          const NormSumsReducer& reduce) override {
-    unet::norm_forward_train(x, y, gamma, beta, mean, invstd, running_mean, running_var, spec, reduce);
-  }
-  void norm_forward_infer(const Tensor& x, const Tensor& y, const float* gamma, const float* beta,
-                          const float* running_mean, const float* running_var, const NormSpec& spec) override {
-    unet::norm_forward_infer(x, y, gamma, beta, running_mean, running_var, spec);
-  }
-  void norm_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, const float* gamma, const float* mean,
-                     const float* invstd, float* dgamma, float* dbeta, const NormSpec& spec,
-                     const NormSumsReducer& reduce) override {
-    unet::norm_backward(x, dy, dx, gamma, mean, invstd, dgamma, dbeta, spec, reduce);
-  }
-
-
-  void reserve(const Shape&, int64_t) override {}  // the CPU reductions keep their sums on the stack
-  void step_loss(const Tensor& logits, const int32_t* labels, const Tensor& dlogits, const LossSpec& spec,
-                 const LossSumsReducer& reduce, const StepInputs* in, StepOutputs* out) override {
-    LossSpec scaled = spec;
-    scaled.grad_scale = in->loss_scale;
-    out->loss += unet::loss_forward_backward(logits, labels, dlogits, scaled, reduce) / in->accumulate;
-  }
-  void step_update(float* params, const float* grads, float* m, float* v, int64_t count, const ParamRanges& ranges,
-                   const OptimizerSpec& spec, const StepInputs* in, StepOutputs* out) override {
-    out->sumsq = gradient_sumsq(grads, count);
-    out->factor = step_factor(*out, *in);
-    if (out->factor == 0.f) return;
-    for (const auto& [offset, n] : ranges)
-      optimizer_update(params + offset, grads + offset, m + offset, v + offset, n, spec, in->lr, in->bias1, in->bias2,
-                       out->factor);
-  }
-
  private:
-  struct ConvPlan {
-    int64_t workspace;
-    ConvSpec spec;
-  };
-  std::vector<ConvPlan> convs_;
   int64_t limit_, held_ = 0, peak_ = 0;
   bool separate_;
 };

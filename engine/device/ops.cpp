@@ -2,20 +2,10 @@
 
 #include <stdexcept>
 
+#include "engine/device/on_device.h"
 #include "kernels/convert.h"
 #include "kernels/crop.h"
 #include "kernels/maxpool.h"
-
-// On a CUDA device, the CUDA kernel on its stream; else the CPU kernel.
-#ifdef UNET_CUDA
-#define UNET_ON_DEVICE(be, cuda_call) \
-  if ((be).is_cuda()) {               \
-    const Stream stream = (be).stream(); \
-    return cuda_call;                 \
-  }
-#else
-#define UNET_ON_DEVICE(be, cuda_call)
-#endif
 
 namespace unet::ops {
 

@@ -166,7 +166,7 @@ UNet::UNet(const UNetConfig& config) : backend_(cpu_backend()), config_(config) 
   input_ = Shape{0, 0, 0, 0, 0, config_.dims};  // not planned
 }
 
-UNet::~UNet() { backend_->drop_captures(); }  // they name this model's buffers
+UNet::~UNet() = default;
 
 void UNet::to(std::shared_ptr<Backend> backend) {
   copy_to_host();
@@ -208,7 +208,8 @@ void UNet::copy_grads_to_host() {
 void UNet::zero_grads() { backend_->zero(g_, parameter_count() * int64_t(sizeof(float))); }
 
 void UNet::release_plan() {
-  backend_->drop_captures();  // they name the buffers that go now
+  for (CudaGraphs& g : graphs_) g.clear();
+  ++backend_->graphs().generation;  // every graph naming the buffers that go now captures again
   arena_.reset(), argmax_.reset(), workspace_.reset();
   for (int i = 0; i < 2; ++i) staged_input_[i].reset(), staged_labels_[i].reset();
   a_ = nullptr;
@@ -246,7 +247,7 @@ void UNet::plan(const Shape& input) {
         staged_labels_[i] = backend_->allocate(out.n * out.spatial() * int64_t(sizeof(int32_t)));
       }
     }
-    backend_->reserve(out, norm_groups_);
+    ops::reserve(*backend_, out, norm_groups_);
   } catch (const OutOfMemory&) {
     release_plan();
     throw does_not_fit(input, bytes);
@@ -391,7 +392,7 @@ void UNet::lay_out(const Shape& input) {
   for (int l = depth - 1; l >= 0; --l) {
     Level& L = levels_[l];
     const Slot& prev = l + 1 < depth ? levels_[l + 1].dec.out() : bottleneck_.out();
-    workspace_bytes_ = std::max(workspace_bytes_, backend_->upconv_workspace_bytes(prev.shape, c.filters(l)));
+    workspace_bytes_ = std::max(workspace_bytes_, ops::upconv_workspace_bytes(*backend_, prev.shape, c.filters(l)));
     lay_block(L.dec, L.cat, dec_shape(l, c.filters(l)), nullptr);
     L.dcat = activation(L.cat.shape);
   }
@@ -416,8 +417,8 @@ void UNet::plan_convolutions() {
   auto plan = [this](ConvLayer& L) {
     // Forward writes y = pre, backward reads dy where the block's gradient lies
     // (out's layout: the skip half of a concatenation for an encoder's last conv).
-    L.conv = backend_->plan_conv(L.in.shape, L.co, L.spec, {L.in.stride, L.pre.stride, L.out.stride});
-    workspace_bytes_ = std::max(workspace_bytes_, backend_->conv_workspace_bytes(L.conv));
+    L.conv = ops::plan_conv(*backend_, L.in.shape, L.co, L.spec, {L.in.stride, L.pre.stride, L.out.stride});
+    workspace_bytes_ = std::max(workspace_bytes_, ops::conv_workspace_bytes(*backend_, L.conv));
   };
   for (Level& L : levels_) {
     for (ConvLayer& c : L.enc.convs) plan(c);
@@ -476,19 +477,19 @@ void UNet::block_forward(Block& b, bool training) {
   for (ConvLayer& L : b.convs) {
     const Tensor pre = view(L.pre), out = view(L.out);
     if (config_.norm == NormChoice::none) {  // pre == out
-      backend_->conv_bias_act_forward(L.conv, view(L.in), p_ + L.w, p_ + L.b, out, config_.activation, ws);
+      ops::conv_bias_act_forward(*backend_, L.conv, view(L.in), p_ + L.w, p_ + L.b, out, config_.activation, ws);
       continue;
     }
-    backend_->conv_forward(L.conv, view(L.in), p_ + L.w, nullptr, pre, ws);
+    ops::conv_forward(*backend_, L.conv, view(L.in), p_ + L.w, nullptr, pre, ws);
     const NormSpec ns = config_.norm_spec();
     float* rm = L.running >= 0 ? s_ + L.running : nullptr;
     float* rv = L.running >= 0 ? rm + L.co : nullptr;
     float* mean = reinterpret_cast<float*>(a_ + L.stats);
     float* invstd = mean + norm_groups(ns.kind, L.pre.shape);
     if (training)
-      backend_->norm_forward_train(pre, out, p_ + L.gamma, p_ + L.beta, mean, invstd, rm, rv, ns, parallel_.norm_sums);
+      ops::norm_forward_train(*backend_, pre, out, p_ + L.gamma, p_ + L.beta, mean, invstd, rm, rv, ns, parallel_.norm_sums);
     else
-      backend_->norm_forward_infer(pre, out, p_ + L.gamma, p_ + L.beta, rm, rv, ns);
+      ops::norm_forward_infer(*backend_, pre, out, p_ + L.gamma, p_ + L.beta, rm, rv, ns);
     ops::bias_act_forward(*backend_, out, nullptr, config_.activation);
   }
 }
@@ -499,19 +500,13 @@ bool UNet::capturable(bool training) const {
   return !(training && config_.dropout > 0.f) && !parallel_.grads_ready && !parallel_.norm_sums;
 }
 
-std::string UNet::capture_key(const std::string& pass, const Tensor& input) const {
-  // This model (two may share a backend), the pass, and the input buffer.
-  return std::to_string(reinterpret_cast<uintptr_t>(this)) + " " + pass + " " +
-         std::to_string(reinterpret_cast<uintptr_t>(input.data)) + " " + std::to_string(input.batch_stride);
-}
-
 Tensor UNet::forward(const Tensor& input, bool training, uint64_t step) {
   expect_shape("U-Net forward", "input", input.shape, input_);
   input_tensor_ = input;
   step_ = step;
   auto ops = [this, training] { forward_ops(training); };
   if (capturable(training))
-    backend_->run_captured(capture_key(training ? "forward.train" : "forward.infer", input), ops);
+    graphs_[training ? kForwardTrain : kForwardInfer][{input.data, input.batch_stride, nullptr}].run(*backend_, ops);
   else
     ops();
   return view(logits_);
@@ -535,11 +530,11 @@ void UNet::forward_ops(bool training) {
   for (int l = depth - 1; l >= 0; --l) {
     Level& L = levels_[l];
     const Slot& prev = l + 1 < depth ? levels_[l + 1].dec.out() : bottleneck_.out();
-    backend_->upconv_forward(view(prev), p_ + L.up_w, p_ + L.up_b,
+    ops::upconv_forward(*backend_, view(prev), p_ + L.up_w, p_ + L.up_b,
                              view(L.cat.channels(config_.filters(l), config_.filters(l))), ws);
     block_forward(L.dec, training);
   }
-  backend_->conv_forward(head_.conv, view(head_.in), p_ + head_.w, p_ + head_.b, view(head_.out), ws);
+  ops::conv_forward(*backend_, head_.conv, view(head_.in), p_ + head_.w, p_ + head_.b, view(head_.out), ws);
   if (head_.out.offset != logits_.offset) ops::convert(*backend_, view(head_.out), view(logits_));
 }
 
@@ -555,13 +550,13 @@ UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, 
       const NormSpec ns = config_.norm_spec();
       const auto* mean = reinterpret_cast<const float*>(a_ + L.stats);
       ops::bias_act_backward(*backend_, view(L.out), d, nullptr, config_.activation);
-      backend_->norm_backward(view(L.pre), d, d, p_ + L.gamma, mean, mean + norm_groups(ns.kind, L.pre.shape),
+      ops::norm_backward(*backend_, view(L.pre), d, d, p_ + L.gamma, mean, mean + norm_groups(ns.kind, L.pre.shape),
                               g_ + L.gamma, g_ + L.beta, ns, parallel_.norm_sums);
     }
     Slot din{};
     const bool want = j > 0 || target || need_input_grad;
     if (want) din = j == 0 && target ? *target : other_scratch(cur, L.in.shape);
-    backend_->conv_backward(L.conv, view(L.in), p_ + L.w, d, want ? view(din) : Tensor(), g_ + L.w, nullptr,
+    ops::conv_backward(*backend_, L.conv, view(L.in), p_ + L.w, d, want ? view(din) : Tensor(), g_ + L.w, nullptr,
                             GradMode::overwrite, ws);
     if (parallel_.grads_ready) parallel_.grads_ready(L.w);  // a layer's weight comes first in the table
     cur = din;
@@ -574,7 +569,7 @@ void UNet::backward(const Tensor& input) {
   input_tensor_ = input;
   auto ops = [this] { backward_ops(); };
   if (capturable(true))
-    backend_->run_captured(capture_key("backward", input), ops);
+    graphs_[kBackward][{input.data, input.batch_stride, nullptr}].run(*backend_, ops);
   else
     ops();
 }
@@ -584,7 +579,7 @@ void UNet::backward_ops() {
   void* ws = workspace_.get();
   if (dhead_.offset != dlogits_.offset) ops::convert(*backend_, view(dlogits_), view(dhead_));
   Slot cur = other_scratch(dhead_, head_.in.shape);
-  backend_->conv_backward(head_.conv, view(head_.in), p_ + head_.w, view(dhead_), view(cur), g_ + head_.w,
+  ops::conv_backward(*backend_, head_.conv, view(head_.in), p_ + head_.w, view(dhead_), view(cur), g_ + head_.w,
                           g_ + head_.b, GradMode::overwrite, ws);
   if (parallel_.grads_ready) parallel_.grads_ready(head_.w);
   for (int l = 0; l < depth; ++l) {
@@ -593,7 +588,7 @@ void UNet::backward_ops() {
     const Slot& prev = l + 1 < depth ? levels_[l + 1].dec.out() : bottleneck_.out();
     cur = other_scratch(L.dcat, prev.shape);
     const int64_t f = config_.filters(l);
-    backend_->upconv_backward(view(prev), p_ + L.up_w, view(L.dcat.channels(f, f)), view(cur), g_ + L.up_w,
+    ops::upconv_backward(*backend_, view(prev), p_ + L.up_w, view(L.dcat.channels(f, f)), view(cur), g_ + L.up_w,
                               g_ + L.up_b, GradMode::overwrite, ws);
     if (parallel_.grads_ready) parallel_.grads_ready(L.up_w);
   }

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "engine/device/backend.h"
+#include "engine/device/cuda_graph.h"
 #include "kernels/base/tensor.h"
 #include "engine/model/unet_config.h"
 
@@ -127,10 +128,8 @@ class UNet {
 
   // Whether a pass (and a step around it) can be captured as a CUDA Graph:
   // nothing in it changes from call to call (dropout's masks follow the step)
-  // or calls the host (the data-parallel hooks). A key naming this model, the
-  // pass and the input buffer, for Backend::run_captured.
+  // or calls the host (the data-parallel hooks).
   bool capturable(bool training) const;
-  std::string capture_key(const std::string& pass, const Tensor& input) const;
 
   std::vector<LayerInfo> summary() const;  // needs plan()
   double train_step_flops() const;          // forward + backward, multiply-add = 2
@@ -180,10 +179,11 @@ class UNet {
   Slot other_scratch(const Slot& s, const Shape& shape) const;
   void dropout(const Slot& s, uint64_t site, bool backward);
   // The passes' op sequences; forward() and backward() run them, captured as a
-  // CUDA Graph (per pass and input buffer) where the backend does and nothing
-  // in them changes from call to call.
+  // CUDA Graph (per pass and input buffer: graphs_) where the backend does and
+  // nothing in them changes from call to call.
   void forward_ops(bool training);
   void backward_ops();
+  enum Pass { kForwardTrain, kForwardInfer, kBackward };
   void release_plan();  // the arena and everything planned with it go back to the backend
   // Lays out the arena (offsets only) for `input`; then the backend's plan of
   // each convolution, for its shapes and strides, and the workspace they need.
@@ -223,6 +223,7 @@ class UNet {
   Slot dhead_;       // the head's output gradient: dlogits_, or its 16-bit copy
   uint64_t step_ = 0;
   ParallelHooks parallel_;
+  CudaGraphs graphs_[3];  // per Pass
   int64_t reserved_ = 0;  // arena bytes handed out by plan()
 };
 

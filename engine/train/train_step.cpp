@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <string>
 
+#include "engine/device/ops.h"
 #include "kernels/metrics.h"
 
 namespace unet {
@@ -23,12 +24,9 @@ TrainStep::TrainStep(UNet& model, StepSettings settings) : model_(model), s_(std
   m_ = be.allocate(bytes);
   v_ = be.allocate(bytes);
   scalars_ = be.allocate(sizeof(StepScalars));
-  key_ = "step " + std::to_string(reinterpret_cast<uintptr_t>(scalars_.get())) + " labels ";
   if (s_.ranges.empty()) s_.ranges.push_back({0, model_.parameter_count()});
   if (s_.accumulate < 1) throw std::invalid_argument("gradient accumulation must be at least 1 batch");
 }
-
-TrainStep::~TrainStep() { model_.backend().drop_captures(); }
 
 StepOutputs* TrainStep::out() {
   return reinterpret_cast<StepOutputs*>(static_cast<char*>(scalars_.get()) + offsetof(StepScalars, out));
@@ -47,14 +45,14 @@ std::optional<StagedBatch> TrainStep::take(const NextBatch& next) {
 
 void TrainStep::pass(const StagedBatch& batch, int64_t step, bool last) {
   const Tensor logits = model_.forward(batch.input, true, static_cast<uint64_t>(step));
-  model_.backend().step_loss(logits, batch.labels, model_.dlogits(), s_.loss, s_.reduce_sums, in(), out());
+  ops::step_loss(model_.backend(), logits, batch.labels, model_.dlogits(), s_.loss, s_.reduce_sums, in(), out());
   if (s_.reducer && last) s_.reducer->begin();  // the last batch's backward completes the sums
   model_.backward(batch.input);
 }
 
 void TrainStep::update() {
   if (s_.reducer) s_.reducer->finish();
-  model_.backend().step_update(model_.device_params(), model_.device_grads(), m(), v(), model_.parameter_count(),
+  ops::step_update(model_.backend(), model_.device_params(), model_.device_grads(), m(), v(), model_.parameter_count(),
                                s_.ranges, s_.optimizer, in(), out());
 }
 
@@ -72,9 +70,8 @@ std::optional<StepResult> TrainStep::run(int64_t step, float lr, float loss_scal
   if (whole()) {
     const std::optional<StagedBatch> batch = take(next);
     if (!batch) return std::nullopt;
-    // Keyed on this step's buffers and the batch's: one graph per staging buffer.
-    const std::string key = key_ + std::to_string(reinterpret_cast<uintptr_t>(batch->labels));
-    be.run_captured(model_.capture_key(key, batch->input), [&] {
+    // One graph per staging buffer the batch came in.
+    graphs_[{batch->input.data, batch->input.batch_stride, batch->labels}].run(be, [&] {
       model_.zero_grads();
       pass(*batch, step, true);
       update();

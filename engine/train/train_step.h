@@ -49,7 +49,6 @@ class TrainStep {
   // Allocates the optimizer's moments (zero) and the step's scalars in the
   // model's backend; the model is planned (plan()) before run().
   TrainStep(UNet& model, StepSettings settings);
-  ~TrainStep();  // the backend's captured steps name this step's buffers: dropped
   TrainStep(const TrainStep&) = delete;
   TrainStep& operator=(const TrainStep&) = delete;
 
@@ -82,7 +81,7 @@ class TrainStep {
 
   UNet& model_;
   StepSettings s_;
-  std::string key_;  // of this step's captures, before the batch's buffers
+  CudaGraphs graphs_;  // the whole step, per staging buffer (whole())
   Backend::Memory m_, v_, scalars_;  // scalars_: StepInputs, then StepOutputs
   std::optional<StagedBatch> ahead_;  // staged by the last run(prefetch)
 };
