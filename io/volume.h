@@ -35,6 +35,7 @@ struct Volume {
   std::shared_ptr<const NiftiHeader> nifti;  // set by the NIfTI reader
 
   int64_t spatial() const { return d * h * w; }
+  std::array<int64_t, 3> grid() const { return {d, h, w}; }  // the spatial sizes, D, H, W
   int64_t count() const { return c * spatial(); }
   Shape shape() const { return {1, c, d, h, w, dims}; }  // as one sample of a batch
   bool same_grid(const Volume& o) const { return d == o.d && h == o.h && w == o.w; }

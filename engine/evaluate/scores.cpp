@@ -12,7 +12,7 @@ Scores score_cases(UNet& model, const std::vector<Sample>& cases, const WindowSp
   Confusion counts(c.classes);
   for (size_t i = 0; i < cases.size(); ++i) {
     const Sample& s = cases[i];
-    std::vector<float> logits = predict_logits(model, s.image.data(), {s.d, s.h, s.w}, window);
+    std::vector<float> logits = predict_logits(model, s.image.data(), s.grid(), window);
     const Shape shape{1, head_channels(c.head, c.classes), s.d, s.h, s.w, s.dims};
     confusion_accumulate(Tensor(logits.data(), shape), s.label.data(), c.head, ignore_label, counts);
     if (on_case) on_case(i, logits);

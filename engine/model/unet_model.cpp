@@ -300,7 +300,7 @@ void UNet::lay_out(const Shape& input) {
   const UNetConfig& c = config_;
   if (input.dims != c.dims || input.c != c.in_channels || input.n < 1)
     throw std::invalid_argument("input " + input.str() + " does not fit a " + c.str());
-  const int64_t sizes[3] = {input.d, input.h, input.w};
+  const std::array<int64_t, 3> sizes = input.grid();
   const char* names[3] = {"depth", "height", "width"};
   AxisPlan axes[3];
   for (int a = 0; a < 3; ++a) {

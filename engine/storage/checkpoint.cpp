@@ -130,4 +130,10 @@ void load_weights(UNet& model, const Safetensors& file, const std::string& path)
   model.copy_to_device();
 }
 
+std::unique_ptr<UNet> open_model(const Safetensors& file, const std::string& path) {
+  auto model = std::make_unique<UNet>(stored_config(file, path));
+  load_weights(*model, file, path);
+  return model;
+}
+
 }  // namespace unet

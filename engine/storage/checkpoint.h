@@ -6,6 +6,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 
 #include "engine/storage/safetensors.h"
@@ -25,5 +26,7 @@ UNetConfig stored_config(const Safetensors& file, const std::string& path);
 // Copies every parameter (and running statistic) of `model` from the file; a
 // missing tensor or a shape that differs is a FileError naming both.
 void load_weights(UNet& model, const Safetensors& file, const std::string& path);
+// The model a weights file holds: its configuration and its weights, on the CPU.
+std::unique_ptr<UNet> open_model(const Safetensors& file, const std::string& path);
 
 }  // namespace unet

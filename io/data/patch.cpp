@@ -18,7 +18,6 @@ int64_t uniform(std::mt19937_64& rng, int64_t lo, int64_t hi) {  // inclusive
   return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
 }
 
-std::array<int64_t, 3> extent(const Sample& s) { return {s.d, s.h, s.w}; }
 
 }  // namespace
 
@@ -87,7 +86,7 @@ Shape patch_shape(const Shape& image, const PatchSpec& spec) {
     out.h = up(image.h), out.w = up(image.w);
     return out;
   }
-  const int64_t full[3] = {image.d, image.h, image.w};
+  const std::array<int64_t, 3> full = image.grid();
   int64_t* dst[3] = {&out.d, &out.h, &out.w};
   for (int a = 0; a < 3; ++a) {
     if (spec.size[a] < 0) throw std::invalid_argument("patch: size must not be negative");
@@ -105,7 +104,7 @@ Shape patch_shape(const Shape& image, const PatchSpec& spec) {
 Sample extract_patch(const Sample& s, const PatchSpec& spec, std::mt19937_64& rng, const ForegroundIndex* fg,
                      bool* centred) {
   const Shape ps = patch_shape(s.shape(), spec);
-  const std::array<int64_t, 3> n{ps.d, ps.h, ps.w}, full = extent(s);
+  const std::array<int64_t, 3> n = ps.grid(), full = s.grid();
   if (centred) *centred = false;
   if (spec.whole) return crop(s, {0, 0, 0}, n, spec.pad_value, spec.pad_label);
 

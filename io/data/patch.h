@@ -35,6 +35,7 @@ struct Sample {
   std::vector<int32_t> label;  // d * h * w, or empty
 
   int64_t spatial() const { return d * h * w; }
+  std::array<int64_t, 3> grid() const { return {d, h, w}; }  // the spatial sizes, D, H, W
   Shape shape() const { return {1, c, d, h, w, dims}; }
   bool labelled() const { return !label.empty(); }
 };

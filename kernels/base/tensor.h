@@ -15,6 +15,7 @@
 // read through as<T>(), and views of it (channels()) step in its own element size.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -26,6 +27,7 @@ struct Shape {
   int dims = 2;  // 2 or 3 spatial dimensions
 
   int64_t spatial() const { return d * h * w; }
+  std::array<int64_t, 3> grid() const { return {d, h, w}; }  // the spatial sizes, D, H, W
   int64_t sample() const { return c * spatial(); }
   int64_t count() const { return n * sample(); }
   bool operator==(const Shape& o) const {

@@ -98,7 +98,7 @@ void add_evaluate_command(CLI::App& app) {
         std::vector<uint8_t> pm(p.size()), rm(r.size());
         for (size_t i = 0; i < p.size(); ++i) pm[i] = p[i] == k, rm[i] = r[i] == k;
         const SegmentationScores s =
-            score_masks(pm, rm, {rv.d, rv.h, rv.w}, {rv.dims == 3 ? rv.spacing[2] : 1.0, rv.spacing[1], rv.spacing[0]});
+            score_masks(pm, rm, rv.grid(), {rv.dims == 3 ? rv.spacing[2] : 1.0, rv.spacing[1], rv.spacing[0]});
         per_class[k].push_back(s);
         table += id + "," + std::to_string(k) + "," + number(s.dice) + "," + number(s.iou) + "," +
                  number(s.precision) + "," + number(s.recall) + "," + number(s.hausdorff) + "," + number(s.hd95) + "\n";

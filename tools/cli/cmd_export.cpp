@@ -28,9 +28,8 @@ void add_export_command(CLI::App& app) {
                   "a \"same\" U-Net takes any size that divides by 2^depth");
   cmd->callback([o] {
     const Safetensors file = read_safetensors(o->weights);
-    const UNetConfig config = stored_config(file, o->weights);
-    UNet model(config);
-    load_weights(model, file, o->weights);
+    const std::unique_ptr<UNet> model = open_model(file, o->weights);
+    const UNetConfig& config = model->config();
     // A "same" U-Net is planned at its smallest size only to walk its layers; a
     // "valid" one's crops depend on the size, which the graph then fixes.
     std::vector<int64_t> s(config.dims, int64_t(1) << config.depth);
@@ -38,10 +37,10 @@ void add_export_command(CLI::App& app) {
       s = model_input_size(o->size, file.metadata, o->weights, config.dims);
     else if (!o->size.empty())
       throw std::invalid_argument("--size is for \"valid\" U-Nets; this \"same\" U-Net's ONNX graph takes any size");
-    model.plan(batch_shape(1, config.in_channels, s));
-    export_onnx(o->onnx, model, file.metadata);
+    model->plan(batch_shape(1, config.in_channels, s));
+    export_onnx(o->onnx, *model, file.metadata);
     std::printf("%s -> %s (ONNX opset %d, %lld parameters, input \"image\", outputs \"logits\" and \"probabilities\")\n",
-                o->weights.c_str(), o->onnx.c_str(), kOnnxOpset, static_cast<long long>(model.parameter_count()));
+                o->weights.c_str(), o->onnx.c_str(), kOnnxOpset, static_cast<long long>(model->parameter_count()));
   });
 }
 

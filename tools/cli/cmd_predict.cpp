@@ -100,15 +100,14 @@ void add_predict_command(CLI::App& app) {
   add_device_options(*cmd, o->device);
   cmd->callback([o] {
     const Safetensors file = read_safetensors(o->weights);
-    const UNetConfig config = stored_config(file, o->weights);
-    UNet model(config);
-    load_weights(model, file, o->weights);
+    const std::unique_ptr<UNet> model = open_model(file, o->weights);
+    const UNetConfig& config = model->config();
     NormalizationStats norm;
     if (auto it = file.metadata.find("unet.normalization"); it != file.metadata.end())
       norm = normalization_from_json(nlohmann::json::parse(it->second));
     const std::vector<int64_t> tile = model_input_size(o->size, file.metadata, o->weights, config.dims);
-    model.to(o->device.backend());
-    model.plan(batch_shape(o->batch, config.in_channels, tile));
+    model->to(o->device.backend());
+    model->plan(batch_shape(o->batch, config.in_channels, tile));
     fs::create_directories(o->output);
     const int64_t K = config.out_channels();
     for (const std::string& path : expand(o->inputs)) {
@@ -120,19 +119,19 @@ void add_predict_command(CLI::App& app) {
                         std::to_string(config.dims) + "D");
       const Volume original = image;
       if (!norm.channels.empty()) normalize(image, norm);
-      const std::vector<float> logits = predict_logits(model, image.voxels.data(), {image.d, image.h, image.w}, o->window);
+      const std::vector<float> logits = predict_logits(*model, image.voxels.data(), image.grid(), o->window);
       const int64_t S = image.spatial();
       std::vector<float> mask(S), prob(static_cast<size_t>(K * S));
       std::vector<int32_t> classes(S);
       predict_classes(logits.data(), config.head, config.classes, S, classes.data(), prob.data());
       for (int64_t i = 0; i < S; ++i) mask[i] = static_cast<float>(classes[i]);
       if (o->keep_largest) {
-        keep_largest_component(classes.data(), {image.d, image.h, image.w}, config.classes);
+        keep_largest_component(classes.data(), image.grid(), config.classes);
         for (int64_t i = 0; i < S; ++i) mask[i] = static_cast<float>(classes[i]);
       }
       const std::string base = (fs::path(o->output) / case_name(path)).string();
       int32_t objects = 0;
-      const std::vector<int32_t> components = connected_components(classes.data(), {image.d, image.h, image.w}, &objects);
+      const std::vector<int32_t> components = connected_components(classes.data(), image.grid(), &objects);
       if (is_png(path)) {
         if (config.classes == 2)
           for (float& m : mask) m *= 255;

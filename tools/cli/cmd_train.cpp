@@ -153,7 +153,7 @@ void resolve(CLI::App& cmd, TrainCli& o) {
   o.data.verbose = o.train.verbose;
   o.model.config.seed = o.train.seed;
   const Shape in = o.model.input_shape();
-  o.data.patch.size = {in.d, in.h, in.w};
+  o.data.patch.size = in.grid();
   o.data.augment.rate = o.augmentation_rate;
   if (o.no_augmentation) o.data.augment.off();
   const Head head = o.model.config.head;
