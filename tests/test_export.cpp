@@ -104,15 +104,11 @@ class ExportTest : public ::testing::TestWithParam<ExportCase> {
         v = conv_weight ? v * (1 + noise(rng)) : v + noise(rng);
       }
     }
-    auto randomize_statistics = [&](const UNet::Block& b) {
-      for (const UNet::ConvLayer& L : b.convs)
-        for (int64_t i = 0; L.running >= 0 && i < L.co; ++i) {
-          model.state()[L.running + i] = noise(rng);               // running mean
-          model.state()[L.running + L.co + i] = positive(rng);     // running variance
-        }
-    };
-    for (const UNet::Level& L : model.levels()) randomize_statistics(L.enc), randomize_statistics(L.dec);
-    randomize_statistics(model.bottleneck());
+    for (const UNet::Layer& L : model.layers())
+      for (int64_t i = 0; L.running >= 0 && i < L.co; ++i) {
+        model.state()[L.running + i] = noise(rng);            // running mean
+        model.state()[L.running + L.co + i] = positive(rng);  // running variance
+      }
     save_weights(weights(), model, {{"unet.patch", size_text(k.size)}});
 
     Safetensors io;

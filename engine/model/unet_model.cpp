@@ -12,61 +12,11 @@
 
 namespace unet {
 namespace {
-
-Shape with(Shape s, int64_t c, int64_t d, int64_t h, int64_t w) {
-  s.c = c, s.d = d, s.h = h, s.w = w;
+// A kernel's shape as PyTorch keeps it: {a, b, k, k[, k]}.
+std::vector<int64_t> kernel_shape(int64_t a, int64_t b, int64_t k, int dims) {
+  std::vector<int64_t> s{a, b};
+  s.insert(s.end(), dims, k);
   return s;
-}
-
-// Sizes along one axis through the net; 0 where the axis does not pass.
-struct AxisPlan {
-  std::vector<int64_t> enc, dec;  // encoder output and decoder output per level
-  int64_t bottleneck = 0;
-  std::string failure;            // empty when the size passes
-};
-
-AxisPlan plan_axis(int64_t size, const UNetConfig& c) {
-  AxisPlan p;
-  const int64_t shrink = c.padding == Padding::valid ? int64_t(c.convs_per_level) * (c.kernel - 1) : 0;
-  int64_t s = size;
-  for (int l = 0; l < c.depth; ++l) {
-    const int64_t e = s - shrink;
-    if (e < 2 || e % 2) {
-      p.failure = "level " + std::to_string(l) + " would pool " + std::to_string(e) + " (not an even size >= 2)";
-      return p;
-    }
-    p.enc.push_back(e);
-    s = e / 2;
-  }
-  p.bottleneck = s - shrink;
-  if (p.bottleneck < 1) {
-    p.failure = "the bottleneck would be " + std::to_string(p.bottleneck) + " wide";
-    return p;
-  }
-  p.dec.resize(c.depth);
-  s = p.bottleneck;
-  for (int l = c.depth - 1; l >= 0; --l) {
-    s = 2 * s - shrink;
-    if (s < 1) {
-      p.failure = "decoder level " + std::to_string(l) + " would be " + std::to_string(s) + " wide";
-      return p;
-    }
-    p.dec[l] = s;
-  }
-  return p;
-}
-
-// The nearest sizes below and above `size` that pass, for the error message.
-std::string nearest_sizes(int64_t size, const UNetConfig& c) {
-  std::string out;
-  for (int64_t s = size - 1; s >= 1; --s)
-    if (plan_axis(s, c).failure.empty()) {
-      out = std::to_string(s);
-      break;
-    }
-  for (int64_t s = size + 1; s < size + 4096; ++s)
-    if (plan_axis(s, c).failure.empty()) return out.empty() ? std::to_string(s) : out + " or " + std::to_string(s);
-  return out;
 }
 
 }  // namespace
@@ -78,71 +28,76 @@ UNet::Slot UNet::Slot::channels(int64_t c0, int64_t count) const {
   return s;
 }
 
-UNet::Block UNet::make_block(const std::string& name, int64_t ci, int64_t co) {
-  auto add = [this](const std::string& n, std::vector<int64_t> shape) {
-    int64_t count = 1;
-    for (int64_t d : shape) count *= d;
-    const int64_t offset = table_.empty() ? 0 : table_.back().offset + table_.back().count;
-    table_.push_back({n, offset, count, std::move(shape)});
-    return offset;
-  };
-  Block b;
-  for (int j = 0; j < config_.convs_per_level; ++j) {
-    ConvLayer L;
-    L.name = name + ".conv" + std::to_string(j);
-    L.spec = {config_.kernel, config_.padding};
-    L.ci = j == 0 ? ci : co;
-    L.co = co;
-    std::vector<int64_t> wshape{L.co, L.ci};
-    for (int d = 0; d < config_.dims; ++d) wshape.push_back(config_.kernel);
-    L.w = add(L.name + ".weight", wshape);
-    if (config_.norm == NormChoice::none) {
-      L.b = add(L.name + ".bias", {co});
-    } else {
-      L.gamma = add(L.name + ".norm.weight", {co});
-      L.beta = add(L.name + ".norm.bias", {co});
-      if (config_.norm == NormChoice::batch) {
-        L.running = static_cast<int64_t>(state_.size());
-        state_.resize(state_.size() + 2 * co);
-        std::fill(state_.end() - co, state_.end(), 1.f);  // running variance starts at 1
-      }
-    }
-    b.convs.push_back(std::move(L));
-  }
-  return b;
+UNet::Layer& UNet::add_layer(LayerKind kind, const std::string& name, int level, int64_t ci, int64_t co) {
+  Layer L;
+  L.kind = kind, L.name = name, L.level = level, L.ci = ci, L.co = co;
+  layers_.push_back(std::move(L));
+  return layers_.back();
 }
 
+int64_t UNet::add_param(const std::string& name, std::vector<int64_t> shape) {
+  int64_t count = 1;
+  for (int64_t d : shape) count *= d;
+  const int64_t offset = table_.empty() ? 0 : table_.back().offset + table_.back().count;
+  table_.push_back({name, offset, count, std::move(shape)});
+  layers_.back().params += count;
+  return offset;
+}
+
+int UNet::add_block(const std::string& name, int level, int64_t ci, int64_t co) {
+  const int first = static_cast<int>(layers_.size());
+  for (int j = 0; j < config_.convs_per_level; ++j) {
+    Layer& L = add_layer(LayerKind::conv, name + ".conv" + std::to_string(j), level, j == 0 ? ci : co, co);
+    L.spec = {config_.kernel, config_.padding};
+    L.w = add_param(L.name + ".weight", kernel_shape(co, L.ci, config_.kernel, config_.dims));
+    if (config_.norm == NormChoice::none) {
+      L.b = add_param(L.name + ".bias", {co});
+      continue;
+    }
+    L.gamma = add_param(L.name + ".norm.weight", {co});
+    L.beta = add_param(L.name + ".norm.bias", {co});
+    if (config_.norm == NormChoice::batch) {
+      L.running = static_cast<int64_t>(state_.size());
+      state_.resize(state_.size() + 2 * co);
+      std::fill(state_.end() - co, state_.end(), 1.f);  // running variance starts at 1
+    }
+  }
+  return first;
+}
+
+// The layers in forward order, which is also the order of the parameters.
 UNet::UNet(const UNetConfig& config) : backend_(cpu_backend()), config_(config) {
   config_.validate();
-  const int depth = config_.depth;
+  const int depth = config_.depth, dims = config_.dims;
   levels_.resize(depth);
-  for (int l = 0; l < depth; ++l)
-    levels_[l].enc = make_block("enc" + std::to_string(l), l == 0 ? config_.in_channels : config_.filters(l - 1),
-                                config_.filters(l));
-  bottleneck_ = make_block("bottleneck", config_.filters(depth - 1), config_.filters(depth));
-  for (int l = depth - 1; l >= 0; --l) {
-    Level& L = levels_[l];
-    const int64_t ci = config_.filters(l + 1), co = config_.filters(l);
-    std::vector<int64_t> wshape{ci, co};
-    for (int d = 0; d < config_.dims; ++d) wshape.push_back(2);
-    const int64_t w_off = table_.back().offset + table_.back().count;
-    table_.push_back({"up" + std::to_string(l) + ".weight", w_off, upconv_weight_count(config_.dims, ci, co), wshape});
-    table_.push_back({"up" + std::to_string(l) + ".bias", table_.back().offset + table_.back().count, co, {co}});
-    L.up_w = table_[table_.size() - 2].offset;
-    L.up_b = table_.back().offset;
-    L.dec = make_block("dec" + std::to_string(l), 2 * co, co);
+  for (int l = 0; l < depth; ++l) {
+    const std::string n = std::to_string(l);
+    const int64_t f = config_.filters(l);
+    levels_[l].enc = add_block("enc" + n, l, l == 0 ? config_.in_channels : config_.filters(l - 1), f);
+    levels_[l].pool = static_cast<int>(layers_.size());
+    add_layer(LayerKind::pool, "pool" + n, l, f, f);
   }
-  head_.name = "head";
-  head_.spec = {1, Padding::same};
-  head_.ci = config_.filters(0);
-  head_.co = config_.out_channels();
-  std::vector<int64_t> hshape{head_.co, head_.ci};
-  for (int d = 0; d < config_.dims; ++d) hshape.push_back(1);
-  head_.w = table_.back().offset + table_.back().count;
-  table_.push_back({"head.weight", head_.w, head_.co * head_.ci, hshape});
-  head_.b = head_.w + head_.co * head_.ci;
-  table_.push_back({"head.bias", head_.b, head_.co, {head_.co}});
-  params_.assign(static_cast<size_t>(head_.b + head_.co), 0.f);
+  bottleneck_ = add_block("bottleneck", depth, config_.filters(depth - 1), config_.filters(depth));
+  for (int l = depth - 1; l >= 0; --l) {
+    Level& V = levels_[l];
+    const std::string n = std::to_string(l);
+    const int64_t ci = config_.filters(l + 1), co = config_.filters(l);
+    V.up = static_cast<int>(layers_.size());
+    Layer& up = add_layer(LayerKind::upconv, "up" + n, l, ci, co);
+    up.w = add_param(up.name + ".weight", kernel_shape(ci, co, 2, dims));
+    up.b = add_param(up.name + ".bias", {co});
+    V.cat = static_cast<int>(layers_.size());
+    // "valid" convolutions leave the encoder's output larger than the up path's.
+    add_layer(LayerKind::concat, "cat" + n, l, 2 * co, 2 * co).crop =
+        config_.padding == Padding::valid && config_.kernel > 1;
+    V.dec = add_block("dec" + n, l, 2 * co, co);
+  }
+  head_ = static_cast<int>(layers_.size());
+  Layer& head = add_layer(LayerKind::head, "head", 0, config_.filters(0), config_.out_channels());
+  head.spec = {1, Padding::same};
+  head.w = add_param("head.weight", kernel_shape(head.co, head.ci, 1, dims));
+  head.b = add_param("head.bias", {head.co});
+  params_.assign(static_cast<size_t>(table_.back().offset + table_.back().count), 0.f);
   grads_.assign(params_.size(), 0.f);
 
   // He initialization (normal, std sqrt(2 / fan_in)) of every weight; biases 0,
@@ -163,7 +118,7 @@ UNet::UNet(const UNetConfig& config) : backend_(cpu_backend()), config_(config) 
     for (int64_t i = 0; i < p.count; ++i) params_[p.offset + i] = normal(rng);
   }
   p_ = params_.data(), g_ = grads_.data(), s_ = state_.data();
-  input_ = Shape{0, 0, 0, 0, 0, config_.dims};  // not planned
+  input_ = Shape{0, 0, 0, 0, 0, dims};  // not planned
 }
 
 UNet::~UNet() = default;
@@ -217,217 +172,6 @@ void UNet::release_plan() {
   input_ = Shape{0, 0, 0, 0, 0, config_.dims};
 }
 
-int64_t UNet::layout_bytes(const Shape& input) {
-  lay_out(input);
-  const Shape& out = logits_.shape;
-  const int64_t staging =
-      backend_->separate_memory()
-          ? 2 * (input.count() * int64_t(sizeof(float)) + out.n * out.spatial() * int64_t(sizeof(int32_t)))
-          : 0;
-  return reserved_ + argmax_count_ + staging;
-}
-
-void UNet::plan(const Shape& input) {
-  release_plan();  // nothing of an old plan survives a failure: the next call plans again
-  // Refused before any convolution is planned (cuDNN cannot describe a tensor
-  // past its limit) and again with their workspace.
-  int64_t bytes = layout_bytes(input);
-  if (bytes > backend_->free_bytes() || largest_ > backend_->max_tensor_elements()) throw does_not_fit(input, bytes);
-  plan_convolutions();
-  bytes += workspace_bytes_;
-  if (bytes > backend_->free_bytes()) throw does_not_fit(input, bytes);
-  const Shape out = logits_.shape;
-  try {
-    arena_ = backend_->allocate(reserved_);
-    argmax_ = backend_->allocate(argmax_count_);
-    workspace_ = backend_->allocate(workspace_bytes_);
-    if (backend_->separate_memory()) {
-      for (int i = 0; i < 2; ++i) {
-        staged_input_[i] = backend_->allocate(input.count() * int64_t(sizeof(float)));
-        staged_labels_[i] = backend_->allocate(out.n * out.spatial() * int64_t(sizeof(int32_t)));
-      }
-    }
-    ops::reserve(*backend_, out, norm_groups_);
-  } catch (const OutOfMemory&) {
-    release_plan();
-    throw does_not_fit(input, bytes);
-  }
-  a_ = static_cast<char*>(arena_.get());
-  arena_bytes_ = bytes;
-  input_ = input;
-}
-
-OutOfMemory UNet::does_not_fit(const Shape& input, int64_t bytes) {
-  const int64_t free = backend_->free_bytes(), limit = backend_->max_tensor_elements();
-  int64_t workspace = workspace_bytes_;
-  auto mib = [](int64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) + " MiB"; };
-  const std::string need =
-      largest_ > limit ? "makes a tensor of " + std::to_string(largest_) + " elements, more than " + backend_->name() +
-                             " can address in one call (" + std::to_string(limit) + ")"
-                       : "needs " + mib(bytes) + " on " + backend_->name() + " beside the model's parameters; " +
-                             mib(free) + " are free";
-  // The largest batch that fits, by laying the net out again (offsets only:
-  // cheap), with the convolutions' workspace for one sample (it hardly depends
-  // on the batch; on the CPU not at all).
-  Shape s = input;
-  s.n = 1;
-  int64_t fits = 0;
-  if (layout_bytes(s) <= free && largest_ <= limit) {
-    plan_convolutions();
-    workspace = std::max(workspace, workspace_bytes_);
-    for (int64_t lo = 1, hi = input.n - 1; lo <= hi;) {
-      s.n = lo + (hi - lo) / 2;
-      if (layout_bytes(s) + workspace <= free && largest_ <= limit)
-        fits = s.n, lo = s.n + 1;
-      else
-        hi = s.n - 1;
-    }
-  }
-  // cuDNN's workspace may grow with the batch: check the answer with its own.
-  for (; fits > 0; --fits) {
-    s.n = fits;
-    const int64_t b = layout_bytes(s);
-    plan_convolutions();
-    if (b + workspace_bytes_ <= free) break;
-  }
-  return OutOfMemory("a batch of " + std::to_string(input.n) + " " + need + ". " +
-                     (fits > 0 ? "The largest batch that fits is " + std::to_string(fits) +
-                                     ": lower --batch-size to it (or --size)"
-                               : "Not even one sample fits: lower --size, --start-filters or --depth"));
-}
-
-void UNet::lay_out(const Shape& input) {
-  const UNetConfig& c = config_;
-  if (input.dims != c.dims || input.c != c.in_channels || input.n < 1)
-    throw std::invalid_argument("input " + input.str() + " does not fit a " + c.str());
-  const std::array<int64_t, 3> sizes = input.grid();
-  const char* names[3] = {"depth", "height", "width"};
-  AxisPlan axes[3];
-  for (int a = 0; a < 3; ++a) {
-    if (a == 0 && c.dims == 2) {
-      axes[0].enc.assign(c.depth, 1);
-      axes[0].dec.assign(c.depth, 1);
-      axes[0].bottleneck = 1;
-      continue;
-    }
-    axes[a] = plan_axis(sizes[a], c);
-    if (!axes[a].failure.empty())
-      throw std::invalid_argument("input " + std::string(names[a]) + " " + std::to_string(sizes[a]) +
-                                  " cannot pass through the U-Net (" + axes[a].failure + "); " +
-                                  (c.padding == Padding::same ? "it must divide by 2^depth = " +
-                                                                    std::to_string(1 << c.depth) + ": "
-                                                              : "") +
-                                  "the nearest sizes that work are " + nearest_sizes(sizes[a], c));
-  }
-  reserved_ = 0;
-  norm_groups_ = 0;
-  workspace_bytes_ = 0;
-  act_ = backend_->activation_type();
-  int64_t largest = 0, argmax = 0;
-  // Every buffer starts on a 256-byte boundary, as vectorized and tensor-core
-  // kernels like their operands.
-  auto align = [this] { reserved_ = (reserved_ + 255) / 256 * 256; };
-  auto alloc = [&](const Shape& s, DType type) {
-    align();
-    Slot slot{reserved_, s.sample(), s, type};
-    reserved_ += s.count() * dtype_bytes(type);
-    largest = std::max(largest, s.count());
-    return slot;
-  };
-  auto activation = [&](const Shape& s) { return alloc(s, act_); };
-  auto enc_shape = [&](int l, int64_t ch) { return with(input, ch, axes[0].enc[l], axes[1].enc[l], axes[2].enc[l]); };
-  auto dec_shape = [&](int l, int64_t ch) { return with(input, ch, axes[0].dec[l], axes[1].dec[l], axes[2].dec[l]); };
-  auto up_size = [&](int a, int l) {  // the up-convolution's output size along axis a at level l
-    if (a == 0 && c.dims == 2) return int64_t(1);
-    return 2 * (l + 1 < c.depth ? axes[a].dec[l + 1] : axes[a].bottleneck);
-  };
-  auto cat_shape = [&](int l) {  // the decoder's input: twice the level's filters at the up path's size
-    return with(input, 2 * c.filters(l), up_size(0, l), up_size(1, l), up_size(2, l));
-  };
-  // A block's activations; its last output goes to `out` when given.
-  auto lay_block = [&](Block& b, const Slot& in, const Shape& out_shape, const Slot* out) {
-    Slot cur = in;
-    for (size_t j = 0; j < b.convs.size(); ++j) {
-      ConvLayer& L = b.convs[j];
-      L.in = cur;
-      const Shape s = conv_output_shape(cur.shape, L.co, L.spec);
-      const bool last = j + 1 == b.convs.size();
-      if (last) expect_shape("U-Net plan", L.name.c_str(), s, out_shape);
-      L.out = last && out ? *out : activation(s);
-      L.pre = c.norm == NormChoice::none ? L.out : activation(s);
-      if (c.norm != NormChoice::none) {
-        const int64_t groups = norm_groups(c.norm_spec().kind, s);
-        align();
-        L.stats = reserved_;
-        reserved_ += 2 * groups * int64_t(sizeof(float));
-        norm_groups_ = std::max(norm_groups_, groups);
-      }
-      cur = L.out;
-    }
-  };
-  // The caller's fp32 input; under mixed precision its 16-bit copy in the arena.
-  const Slot caller_input{-1, input.sample(), input, DType::f32};
-  const Slot input_slot = act_ == DType::f32 ? caller_input : activation(input);
-  input_copy_ = input_slot;
-  for (int l = 0; l < c.depth; ++l) {
-    Level& L = levels_[l];
-    L.cat = activation(cat_shape(l));
-    const Slot skip = L.cat.channels(0, c.filters(l));
-    const Shape eo = enc_shape(l, c.filters(l));
-    const bool zero_copy = eo == skip.shape;  // "same" padding: the encoder writes its skip in place
-    if (zero_copy) {
-      lay_block(L.enc, l == 0 ? input_slot : levels_[l - 1].pooled, eo, &skip);
-      L.enc_out = skip;
-    } else {
-      lay_block(L.enc, l == 0 ? input_slot : levels_[l - 1].pooled, eo, nullptr);
-      L.enc_out = L.enc.out();
-    }
-    L.pooled = activation(maxpool_output_shape(eo));
-    L.argmax = argmax;
-    argmax += L.pooled.shape.count();
-  }
-  const int depth = c.depth;
-  lay_block(bottleneck_, levels_[depth - 1].pooled,
-            with(input, c.filters(depth), axes[0].bottleneck, axes[1].bottleneck, axes[2].bottleneck), nullptr);
-  for (int l = depth - 1; l >= 0; --l) {
-    Level& L = levels_[l];
-    const Slot& prev = l + 1 < depth ? levels_[l + 1].dec.out() : bottleneck_.out();
-    workspace_bytes_ = std::max(workspace_bytes_, ops::upconv_workspace_bytes(*backend_, prev.shape, c.filters(l)));
-    lay_block(L.dec, L.cat, dec_shape(l, c.filters(l)), nullptr);
-    L.dcat = activation(L.cat.shape);
-  }
-  head_.in = levels_[0].dec.out();
-  // The loss reads fp32 logits and writes an fp32 gradient; under mixed
-  // precision the head computes 16-bit ones, converted at the pass's edges.
-  const Shape logits = conv_output_shape(head_.in.shape, head_.co, head_.spec);
-  logits_ = alloc(logits, DType::f32);
-  dlogits_ = alloc(logits, DType::f32);
-  head_.out = head_.pre = act_ == DType::f32 ? logits_ : activation(logits);
-  dhead_ = act_ == DType::f32 ? dlogits_ : activation(logits);
-  for (Slot& s : scratch_) {
-    align();
-    s = Slot{reserved_, 0, {}, act_};
-    reserved_ += largest * dtype_bytes(act_);
-  }
-  largest_ = std::max(largest, input.count());  // the input goes to a convolution too
-  argmax_count_ = argmax;
-}
-
-void UNet::plan_convolutions() {
-  auto plan = [this](ConvLayer& L) {
-    // Forward writes y = pre, backward reads dy where the block's gradient lies
-    // (out's layout: the skip half of a concatenation for an encoder's last conv).
-    L.conv = ops::plan_conv(*backend_, L.in.shape, L.co, L.spec, {L.in.stride, L.pre.stride, L.out.stride});
-    workspace_bytes_ = std::max(workspace_bytes_, ops::conv_workspace_bytes(*backend_, L.conv));
-  };
-  for (Level& L : levels_) {
-    for (ConvLayer& c : L.enc.convs) plan(c);
-    for (ConvLayer& c : L.dec.convs) plan(c);
-  }
-  for (ConvLayer& c : bottleneck_.convs) plan(c);
-  plan(head_);
-}
-
 Shape UNet::output_shape() const { return logits_.shape; }
 
 Tensor UNet::view(const Slot& s) {
@@ -472,9 +216,10 @@ void UNet::dropout(const Slot& s, uint64_t site, bool backward) {
   backward ? ops::dropout_backward(*backend_, t, t, spec) : ops::dropout_forward(*backend_, t, t, spec);
 }
 
-void UNet::block_forward(Block& b, bool training) {
+void UNet::block_forward(int first, bool training) {
   void* ws = workspace_.get();
-  for (ConvLayer& L : b.convs) {
+  for (int j = first; j < first + config_.convs_per_level; ++j) {
+    const Layer& L = layers_[j];
     const Tensor pre = view(L.pre), out = view(L.out);
     if (config_.norm == NormChoice::none) {  // pre == out
       ops::conv_bias_act_forward(*backend_, L.conv, view(L.in), p_ + L.w, p_ + L.b, out, config_.activation, ws);
@@ -517,32 +262,30 @@ void UNet::forward_ops(bool training) {
   const int depth = config_.depth;
   if (input_copy_.offset >= 0) ops::convert(*backend_, input_tensor_, view(input_copy_));
   for (int l = 0; l < depth; ++l) {
-    Level& L = levels_[l];
-    block_forward(L.enc, training);
-    if (drop && l == depth - 1) dropout(L.enc_out, 0, false);
-    if (L.enc_out.offset != L.cat.offset)
-      ops::crop_forward(*backend_, view(L.enc_out), view(L.cat.channels(0, config_.filters(l))));
-    ops::maxpool_forward(*backend_, view(L.enc_out), view(L.pooled), argmax() + L.argmax);
+    const Layer &pool = layers_[levels_[l].pool], &cat = layers_[levels_[l].cat];
+    block_forward(levels_[l].enc, training);
+    if (drop && l == depth - 1) dropout(pool.in, 0, false);
+    if (cat.crop) ops::crop_forward(*backend_, view(cat.in), view(cat.out.channels(0, config_.filters(l))));
+    ops::maxpool_forward(*backend_, view(pool.in), view(pool.out), argmax() + pool.argmax);
   }
   block_forward(bottleneck_, training);
-  if (drop) dropout(bottleneck_.out(), 1, false);
+  if (drop) dropout(block_out(bottleneck_), 1, false);
   void* ws = workspace_.get();
   for (int l = depth - 1; l >= 0; --l) {
-    Level& L = levels_[l];
-    const Slot& prev = l + 1 < depth ? levels_[l + 1].dec.out() : bottleneck_.out();
-    ops::upconv_forward(*backend_, view(prev), p_ + L.up_w, p_ + L.up_b,
-                             view(L.cat.channels(config_.filters(l), config_.filters(l))), ws);
-    block_forward(L.dec, training);
+    const Layer& up = layers_[levels_[l].up];
+    ops::upconv_forward(*backend_, view(up.in), p_ + up.w, p_ + up.b, view(up.out), ws);
+    block_forward(levels_[l].dec, training);
   }
-  ops::conv_forward(*backend_, head_.conv, view(head_.in), p_ + head_.w, p_ + head_.b, view(head_.out), ws);
-  if (head_.out.offset != logits_.offset) ops::convert(*backend_, view(head_.out), view(logits_));
+  const Layer& head = layers_[head_];
+  ops::conv_forward(*backend_, head.conv, view(head.in), p_ + head.w, p_ + head.b, view(head.out), ws);
+  if (head.out.offset != logits_.offset) ops::convert(*backend_, view(head.out), view(logits_));
 }
 
-UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, bool need_input_grad) {
+UNet::Slot UNet::block_backward(int first, const Slot& dout, const Slot* target, bool need_input_grad) {
   void* ws = workspace_.get();
   Slot cur = dout;
-  for (size_t j = b.convs.size(); j-- > 0;) {
-    ConvLayer& L = b.convs[j];
+  for (int j = first + config_.convs_per_level; j-- > first;) {
+    const Layer& L = layers_[j];
     const Tensor d = view(cur);
     if (config_.norm == NormChoice::none) {
       ops::bias_act_backward(*backend_, view(L.out), d, g_ + L.b, config_.activation);
@@ -551,13 +294,13 @@ UNet::Slot UNet::block_backward(Block& b, const Slot& dout, const Slot* target, 
       const auto* mean = reinterpret_cast<const float*>(a_ + L.stats);
       ops::bias_act_backward(*backend_, view(L.out), d, nullptr, config_.activation);
       ops::norm_backward(*backend_, view(L.pre), d, d, p_ + L.gamma, mean, mean + norm_groups(ns.kind, L.pre.shape),
-                              g_ + L.gamma, g_ + L.beta, ns, parallel_.norm_sums);
+                         g_ + L.gamma, g_ + L.beta, ns, parallel_.norm_sums);
     }
     Slot din{};
-    const bool want = j > 0 || target || need_input_grad;
-    if (want) din = j == 0 && target ? *target : other_scratch(cur, L.in.shape);
+    const bool want = j > first || target || need_input_grad;
+    if (want) din = j == first && target ? *target : other_scratch(cur, L.in.shape);
     ops::conv_backward(*backend_, L.conv, view(L.in), p_ + L.w, d, want ? view(din) : Tensor(), g_ + L.w, nullptr,
-                            GradMode::overwrite, ws);
+                       GradMode::overwrite, ws);
     if (parallel_.grads_ready) parallel_.grads_ready(L.w);  // a layer's weight comes first in the table
     cur = din;
   }
@@ -577,66 +320,64 @@ void UNet::backward(const Tensor& input) {
 void UNet::backward_ops() {
   const int depth = config_.depth;
   void* ws = workspace_.get();
+  const Layer& head = layers_[head_];
   if (dhead_.offset != dlogits_.offset) ops::convert(*backend_, view(dlogits_), view(dhead_));
-  Slot cur = other_scratch(dhead_, head_.in.shape);
-  ops::conv_backward(*backend_, head_.conv, view(head_.in), p_ + head_.w, view(dhead_), view(cur), g_ + head_.w,
-                          g_ + head_.b, GradMode::overwrite, ws);
-  if (parallel_.grads_ready) parallel_.grads_ready(head_.w);
+  Slot cur = other_scratch(dhead_, head.in.shape);
+  ops::conv_backward(*backend_, head.conv, view(head.in), p_ + head.w, view(dhead_), view(cur), g_ + head.w,
+                     g_ + head.b, GradMode::overwrite, ws);
+  if (parallel_.grads_ready) parallel_.grads_ready(head.w);
   for (int l = 0; l < depth; ++l) {
-    Level& L = levels_[l];
-    block_backward(L.dec, cur, &L.dcat, true);
-    const Slot& prev = l + 1 < depth ? levels_[l + 1].dec.out() : bottleneck_.out();
-    cur = other_scratch(L.dcat, prev.shape);
+    const Level& V = levels_[l];
+    const Layer& up = layers_[V.up];
+    block_backward(V.dec, cur, &V.dcat, true);
+    cur = other_scratch(V.dcat, up.in.shape);
     const int64_t f = config_.filters(l);
-    ops::upconv_backward(*backend_, view(prev), p_ + L.up_w, view(L.dcat.channels(f, f)), view(cur), g_ + L.up_w,
-                              g_ + L.up_b, GradMode::overwrite, ws);
-    if (parallel_.grads_ready) parallel_.grads_ready(L.up_w);
+    ops::upconv_backward(*backend_, view(up.in), p_ + up.w, view(V.dcat.channels(f, f)), view(cur), g_ + up.w,
+                         g_ + up.b, GradMode::overwrite, ws);
+    if (parallel_.grads_ready) parallel_.grads_ready(up.w);
   }
   const bool drop = config_.dropout > 0.f;
   if (drop) dropout(cur, 1, true);
   Slot dpooled = block_backward(bottleneck_, cur, nullptr, true);
   for (int l = depth - 1; l >= 0; --l) {
-    Level& L = levels_[l];
-    const Slot skip = L.dcat.channels(0, config_.filters(l));
+    const Level& V = levels_[l];
+    const Layer &pool = layers_[V.pool], &cat = layers_[V.cat];
+    const Slot skip = V.dcat.channels(0, config_.filters(l));
     Slot dout = skip;
-    if (L.enc_out.offset != L.cat.offset) {  // "valid": the skip was a crop of the encoder output
-      dout = other_scratch(dpooled, L.enc_out.shape);
+    if (cat.crop) {
+      dout = other_scratch(dpooled, cat.in.shape);
       ops::crop_backward(*backend_, view(skip), view(dout), GradMode::overwrite);
     }
-    ops::maxpool_backward(*backend_, view(dpooled), argmax() + L.argmax, view(dout), GradMode::accumulate);
+    ops::maxpool_backward(*backend_, view(dpooled), argmax() + pool.argmax, view(dout), GradMode::accumulate);
     if (drop && l == depth - 1) dropout(dout, 0, true);
-    dpooled = block_backward(L.enc, dout, nullptr, l > 0);
+    dpooled = block_backward(V.enc, dout, nullptr, l > 0);
   }
 }
 
 std::vector<LayerInfo> UNet::summary() const {
   std::vector<LayerInfo> rows;
-  auto conv_row = [&](const ConvLayer& L) {
-    int64_t params = 0;
-    for (const ParamInfo& p : table_)
-      if (p.name.compare(0, L.name.size() + 1, L.name + ".") == 0) params += p.count;
-    const std::string k = std::to_string(L.spec.kernel);
-    const std::string kind = &L == &head_ ? "conv 1x1 (logits)"
-                             : "conv " + k + "x" + k + (config_.dims == 3 ? "x" + k : "") +
-                                   (config_.norm == NormChoice::none ? " + act" : " + norm + act");
-    rows.push_back({L.name, kind, L.out.shape, params, double(conv_macs(L.in.shape, L.co, L.spec))});
-  };
-  for (int l = 0; l < config_.depth; ++l) {
-    for (const ConvLayer& L : levels_[l].enc.convs) conv_row(L);
-    rows.push_back({"pool" + std::to_string(l), "max-pool", levels_[l].pooled.shape, 0, 0});
+  const std::string k = std::to_string(config_.kernel);
+  const std::string conv_kind = "conv " + k + "x" + k + (config_.dims == 3 ? "x" + k : "") +
+                                (config_.norm == NormChoice::none ? " + act" : " + norm + act");
+  for (const Layer& L : layers_) {
+    switch (L.kind) {
+      case LayerKind::conv:
+        rows.push_back({L.name, conv_kind, L.out.shape, L.params, double(conv_macs(L.in.shape, L.co, L.spec))});
+        break;
+      case LayerKind::head:
+        rows.push_back({L.name, "conv 1x1 (logits)", L.out.shape, L.params, double(conv_macs(L.in.shape, L.co, L.spec))});
+        break;
+      case LayerKind::pool:
+        rows.push_back({L.name, "max-pool", L.out.shape, 0, 0});
+        break;
+      case LayerKind::upconv:
+        rows.push_back({L.name, "up-conv 2x2", L.out.shape, L.params, double(upconv_macs(L.in.shape, L.co))});
+        break;
+      case LayerKind::concat:
+        rows.push_back({L.name, L.crop ? "crop+concat" : "concat (zero-copy)", L.out.shape, 0, 0});
+        break;
+    }
   }
-  for (const ConvLayer& L : bottleneck_.convs) conv_row(L);
-  for (int l = config_.depth - 1; l >= 0; --l) {
-    const Level& L = levels_[l];
-    const Slot& prev = l + 1 < config_.depth ? levels_[l + 1].dec.out() : bottleneck_.out();
-    const int64_t f = config_.filters(l);
-    rows.push_back({"up" + std::to_string(l), "up-conv 2x2", L.cat.channels(f, f).shape,
-                    upconv_weight_count(config_.dims, prev.shape.c, f) + f, double(upconv_macs(prev.shape, f))});
-    rows.push_back({"cat" + std::to_string(l), L.enc_out.offset == L.cat.offset ? "concat (zero-copy)" : "crop+concat",
-                    L.cat.shape, 0, 0});
-    for (const ConvLayer& C : L.dec.convs) conv_row(C);
-  }
-  conv_row(head_);
   return rows;
 }
 

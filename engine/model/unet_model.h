@@ -140,41 +140,42 @@ class UNet {
     DType dtype = DType::f32;  // the backend's activation type, or fp32 (logits, their gradient, the caller's input)
     Slot channels(int64_t c0, int64_t count) const;
   };
-  struct ConvLayer {
-    std::string name;
-    ConvSpec spec;
-    int64_t ci = 0, co = 0;
-    int64_t w = -1, b = -1, gamma = -1, beta = -1, running = -1;  // parameter / state offsets
-    Slot in, pre, out;  // pre == out without a norm
-    int64_t stats = -1;  // arena offset of the norm's batch mean, then its invstd (groups each)
-    int conv = -1;       // the backend's convolution plan
+  enum class LayerKind { conv, pool, upconv, concat, head };
+  // One layer of the net, in the order forward() runs them. The constructor
+  // builds the table once (names, channels, parameters); plan() gives each
+  // layer its shapes and its place in the arena. Planning, summary() and the
+  // ONNX exporter walk it; forward_ops() and backward_ops() are call lists over it.
+  struct Layer {
+    LayerKind kind = LayerKind::conv;
+    std::string name;        // "enc0.conv1", "pool0", "bottleneck.conv0", "up2", "cat2", "dec2.conv0", "head"
+    int level = 0;           // 0..depth-1, depth for the bottleneck
+    int64_t ci = 0, co = 0;  // channels in and out
+    ConvSpec spec;           // conv, head
+    bool crop = false;       // concat: the skip is a centre crop of the encoder's output ("valid" padding)
+    int64_t params = 0;      // how many parameters it holds (name + ".weight", ".bias", ".norm.weight", ...)
+    int64_t w = -1, b = -1, gamma = -1, beta = -1, running = -1;  // parameter and state offsets
+    // Set by plan(). concat: `in` is the encoder's output, `out` the concatenation [skip, up].
+    Slot in, pre, out;       // pre == out but for a normalized conv
+    int64_t stats = -1;      // arena offset of the norm's batch mean, then its invstd (groups each)
+    int64_t argmax = -1;     // pool: offset into the pooling indices
+    int conv = -1;           // conv, head: the backend's convolution plan
   };
-  struct Block {
-    std::vector<ConvLayer> convs;
-    const Slot& out() const { return convs.back().out; }
-  };
-  struct Level {
-    Block enc, dec;         // enc unused at level `depth` (the bottleneck is bottleneck_)
-    Slot enc_out;           // the encoder's output ("valid": its own buffer, cropped into cat)
-    Slot pooled;            // after max-pool
-    int64_t argmax = 0;     // offset into argmax_
-    Slot cat, dcat;         // [skip, up] and its gradient
-    int64_t up_w = -1, up_b = -1;  // up-convolution from level + 1
-  };
-  // The layer tables, for exporters that walk the net as forward() does.
-  const std::vector<Level>& levels() const { return levels_; }
-  const Block& bottleneck() const { return bottleneck_; }
-  const ConvLayer& head() const { return head_; }
+  const std::vector<Layer>& layers() const { return layers_; }
 
  private:
   Tensor view(const Slot& s);
   uint8_t* argmax() const { return static_cast<uint8_t*>(argmax_.get()); }
-  Block make_block(const std::string& name, int64_t ci, int64_t co);
-  void block_forward(Block& b, bool training);
+  // The table as the constructor builds it: a layer, the parameters of the
+  // layer added last (their offsets), a block of convs (its first layer's index).
+  Layer& add_layer(LayerKind kind, const std::string& name, int level, int64_t ci, int64_t co);
+  int64_t add_param(const std::string& name, std::vector<int64_t> shape);
+  int add_block(const std::string& name, int level, int64_t ci, int64_t co);
+  const Slot& block_out(int first) const { return layers_[first + config_.convs_per_level - 1].out; }
+  void block_forward(int first, bool training);
   // Backward through a block whose output gradient is in dout (in place). Writes
   // the input gradient to `target` (when given) or to a scratch buffer other than
   // dout's, returned.
-  Slot block_backward(Block& b, const Slot& dout, const Slot* target, bool need_input_grad);
+  Slot block_backward(int first, const Slot& dout, const Slot* target, bool need_input_grad);
   // A scratch buffer other than the one s lives in, viewed with `shape`.
   Slot other_scratch(const Slot& s, const Shape& shape) const;
   void dropout(const Slot& s, uint64_t site, bool backward);
@@ -188,6 +189,11 @@ class UNet {
   // Lays out the arena (offsets only) for `input`; then the backend's plan of
   // each convolution, for its shapes and strides, and the workspace they need.
   void lay_out(const Shape& input);
+  // lay_out's pieces: an aligned offset for `bytes`, a slot for a tensor, a
+  // block's activations (its last output goes to `out` when given; returned).
+  int64_t arena_offset(int64_t bytes);
+  Slot alloc(const Shape& s, DType type);
+  Slot lay_block(int first, const Slot& in, const Shape& out_shape, const Slot* out);
   void plan_convolutions();
   // What the arena, pooling indices and staging buffers take for `input` (no
   // workspace), laying the net out for it.
@@ -206,9 +212,13 @@ class UNet {
   Backend::Memory device_params_, device_grads_, device_state_;  // GPU backends only
   float *p_ = nullptr, *g_ = nullptr, *s_ = nullptr;
   std::vector<ParamInfo> table_;
+  std::vector<Layer> layers_;
+  struct Level {  // a level's layers, as indices into layers_ (enc, dec: the block's first conv)
+    int enc = 0, pool = 0, up = 0, cat = 0, dec = 0;
+    Slot dcat;  // the concatenation's gradient
+  };
   std::vector<Level> levels_;  // 0..depth-1
-  Block bottleneck_;
-  ConvLayer head_;
+  int bottleneck_ = 0, head_ = 0;  // the bottleneck's first conv, the head
   Shape input_;
   Tensor input_tensor_;  // the caller's input during forward() and backward()
   Backend::Memory arena_, argmax_, workspace_, staged_input_[2], staged_labels_[2];

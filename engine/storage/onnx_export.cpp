@@ -3,6 +3,7 @@
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
+#include <array>
 #include <stdexcept>
 #include <vector>
 
@@ -83,31 +84,41 @@ class Exporter {
  public:
   Exporter(const UNet& model, onnx::GraphProto* g) : m_(model), c_(model.config()), b_(g) {}
 
+  // Walks the layer table in forward order; each decoder takes back the
+  // encoder output pushed last (a U-Net's skips nest).
   void run() {
     for (const ParamInfo& p : m_.param_table()) b_.initializer(p.name, p.shape, m_.params() + p.offset);
-    const int depth = c_.depth;
-    std::vector<std::string> skips(depth);
+    std::vector<std::string> skips;
     std::string x = "image";
-    for (int l = 0; l < depth; ++l) {
-      x = block(m_.levels()[l].enc, x);
-      skips[l] = x;
-      x = pool(x, "pool" + std::to_string(l));
+    for (const UNet::Layer& L : m_.layers()) {
+      switch (L.kind) {
+        case UNet::LayerKind::conv:
+          x = conv_norm_act(L, x);
+          break;
+        case UNet::LayerKind::pool:
+          skips.push_back(x);
+          x = pool(x, L.name);
+          break;
+        case UNet::LayerKind::upconv: {
+          auto* n = b_.node("ConvTranspose", {x, L.name + ".weight", L.name + ".bias"}, L.name);
+          GraphBuilder::ints(n, "kernel_shape", std::vector<int64_t>(c_.dims, 2));
+          GraphBuilder::ints(n, "strides", std::vector<int64_t>(c_.dims, 2));
+          x = L.name;
+          break;
+        }
+        case UNet::LayerKind::concat: {
+          std::string skip = skips.back();
+          skips.pop_back();
+          if (L.crop) skip = crop(skip, L.in.shape, L.out.shape, "crop" + std::to_string(L.level));
+          GraphBuilder::i(b_.node("Concat", {skip, x}, L.name), "axis", 1);
+          x = L.name;
+          break;
+        }
+        case UNet::LayerKind::head:
+          conv(L, x, "logits", true);
+          break;
+      }
     }
-    x = block(m_.bottleneck(), x);
-    for (int l = depth - 1; l >= 0; --l) {
-      const UNet::Level& L = m_.levels()[l];
-      const std::string name = std::to_string(l);
-      const std::string up = "up" + name;
-      auto* n = b_.node("ConvTranspose", {x, up + ".weight", up + ".bias"}, up);
-      GraphBuilder::ints(n, "kernel_shape", std::vector<int64_t>(c_.dims, 2));
-      GraphBuilder::ints(n, "strides", std::vector<int64_t>(c_.dims, 2));
-      std::string skip = skips[l];
-      if (L.enc_out.offset != L.cat.offset) skip = crop(skip, L.enc_out.shape, L.cat.shape, "crop" + name);
-      GraphBuilder::i(b_.node("Concat", {skip, up}, "cat" + name), "axis", 1);
-      x = block(L.dec, "cat" + name);
-    }
-    const UNet::ConvLayer& h = m_.head();
-    conv(h, x, "logits", true);
     if (c_.head == Head::sigmoid)
       b_.node("Sigmoid", {"logits"}, "probabilities");
     else
@@ -115,7 +126,7 @@ class Exporter {
   }
 
  private:
-  void conv(const UNet::ConvLayer& L, const std::string& in, const std::string& out, bool bias) {
+  void conv(const UNet::Layer& L, const std::string& in, const std::string& out, bool bias) {
     std::vector<std::string> inputs{in, L.name + ".weight"};
     if (bias) inputs.push_back(L.name + ".bias");
     auto* n = b_.node("Conv", inputs, out);
@@ -124,39 +135,37 @@ class Exporter {
     GraphBuilder::ints(n, "pads", std::vector<int64_t>(2 * c_.dims, pad));
   }
 
-  std::string block(const UNet::Block& block, std::string x) {
-    for (const UNet::ConvLayer& L : block.convs) {
-      const bool norm = c_.norm != NormChoice::none;
-      conv(L, x, L.name + ".conv", !norm);
-      x = L.name + ".conv";
-      if (norm) {
-        const std::string p = L.name + ".norm.";
-        const float eps = c_.norm_spec().eps;
-        if (c_.norm == NormChoice::batch) {
-          const float* running = m_.state().data() + L.running;
-          b_.initializer(p + "running_mean", {L.co}, running);
-          b_.initializer(p + "running_var", {L.co}, running + L.co);
-          GraphBuilder::f(b_.node("BatchNormalization",
-                                  {x, p + "weight", p + "bias", p + "running_mean", p + "running_var"}, L.name + ".norm"),
-                          "epsilon", eps);
-        } else {
-          GraphBuilder::f(b_.node("InstanceNormalization", {x, p + "weight", p + "bias"}, L.name + ".norm"), "epsilon",
-                          eps);
-        }
-        x = L.name + ".norm";
+  std::string conv_norm_act(const UNet::Layer& L, std::string x) {
+    const bool norm = c_.norm != NormChoice::none;
+    conv(L, x, L.name + ".conv", !norm);
+    x = L.name + ".conv";
+    if (norm) {
+      const std::string p = L.name + ".norm.";
+      const float eps = c_.norm_spec().eps;
+      if (c_.norm == NormChoice::batch) {
+        const float* running = m_.state().data() + L.running;
+        b_.initializer(p + "running_mean", {L.co}, running);
+        b_.initializer(p + "running_var", {L.co}, running + L.co);
+        GraphBuilder::f(b_.node("BatchNormalization",
+                                {x, p + "weight", p + "bias", p + "running_mean", p + "running_var"}, L.name + ".norm"),
+                        "epsilon", eps);
+      } else {
+        GraphBuilder::f(b_.node("InstanceNormalization", {x, p + "weight", p + "bias"}, L.name + ".norm"), "epsilon",
+                        eps);
       }
-      switch (c_.activation.kind) {
-        case Activation::identity:
-          break;
-        case Activation::relu:
-          b_.node("Relu", {x}, L.name);
-          x = L.name;
-          break;
-        case Activation::leaky_relu:
-          GraphBuilder::f(b_.node("LeakyRelu", {x}, L.name), "alpha", c_.activation.slope);
-          x = L.name;
-          break;
-      }
+      x = L.name + ".norm";
+    }
+    switch (c_.activation.kind) {
+      case Activation::identity:
+        break;
+      case Activation::relu:
+        b_.node("Relu", {x}, L.name);
+        x = L.name;
+        break;
+      case Activation::leaky_relu:
+        GraphBuilder::f(b_.node("LeakyRelu", {x}, L.name), "alpha", c_.activation.slope);
+        x = L.name;
+        break;
     }
     return x;
   }
@@ -171,7 +180,7 @@ class Exporter {
   // The centre crop of crop_forward: starts at (in - out) / 2 on each spatial axis.
   std::string crop(const std::string& x, const Shape& in, const Shape& out, const std::string& name) {
     std::vector<int64_t> starts, ends, axes;
-    const int64_t si[3] = {in.d, in.h, in.w}, so[3] = {out.d, out.h, out.w};
+    const std::array<int64_t, 3> si = in.grid(), so = out.grid();
     for (int a = 3 - c_.dims; a < 3; ++a) {
       starts.push_back((si[a] - so[a]) / 2);
       ends.push_back(starts.back() + so[a]);
@@ -216,7 +225,7 @@ std::string onnx_model_bytes(const UNet& model, const std::map<std::string, std:
   const bool fixed = c.padding == Padding::valid;
   const Shape out = model.output_shape();
   std::vector<int64_t> in_dims{0, c.in_channels}, out_dims{0, c.out_channels()};
-  const int64_t si[3] = {in.d, in.h, in.w}, so[3] = {out.d, out.h, out.w};
+  const std::array<int64_t, 3> si = in.grid(), so = out.grid();
   std::vector<std::string> names{"batch", "channels"};
   for (int a = 3 - c.dims; a < 3; ++a) {
     in_dims.push_back(fixed ? si[a] : 0);
