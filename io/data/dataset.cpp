@@ -201,19 +201,24 @@ Dataset open_csv(const std::string& csv, const DatasetOptions& opt) {
   return ds;
 }
 
-Dataset open_decathlon(const std::string& root, const DatasetOptions& opt) {
-  Dataset ds;
-  ds.source = root, ds.layout = "decathlon";
-  const fs::path jpath = fs::path(root) / "dataset.json";
+// dataset.json's parts, read by open_decathlon.
+namespace {
+namespace decathlon {
+
+nlohmann::json read_json(const fs::path& jpath) {
   const std::string jname = jpath.string();
   std::ifstream in(jpath);
   if (!in) throw FileError(jname + ": cannot open; a decathlon dataset needs dataset.json beside imagesTr/");
-  nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    return nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
     throw FileError(jname + ": not valid JSON (" + e.what() + ")");
   }
+}
+
+// "channel_names" (nnU-Net v2) or "modality" (MSD): {"0": "CT", ...}, numbered from 0.
+std::vector<std::string> channels(const nlohmann::json& j, const std::string& jname) {
+  std::vector<std::string> names;
   const char* chan_key = j.contains("channel_names") ? "channel_names" : "modality";
   if (!j.contains(chan_key) || !j[chan_key].is_object() || j[chan_key].empty())
     throw FileError(jname + ": no \"channel_names\" (or MSD \"modality\") object; add e.g. \"channel_names\": {\"0\": \"CT\"}");
@@ -231,12 +236,17 @@ Dataset open_decathlon(const std::string& root, const DatasetOptions& opt) {
   }
   for (int i = 0; i < static_cast<int>(chans.size()); ++i) {
     if (!chans.count(i)) throw FileError(jname + ": \"" + chan_key + "\" skips channel " + std::to_string(i));
-    ds.channels.push_back(chans[i]);
+    names.push_back(chans[i]);
   }
+  return names;
+}
 
+// "labels": name -> value (nnU-Net v2) or value -> name (MSD), values 0..n-1.
+std::vector<std::string> classes(const nlohmann::json& j, const std::string& jname) {
+  std::vector<std::string> names;
   if (!j.contains("labels") || !j["labels"].is_object() || j["labels"].empty())
     throw FileError(jname + ": no \"labels\" object; add e.g. \"labels\": {\"background\": 0, \"lung\": 1}");
-  std::map<int, std::string> classes;
+  std::map<int, std::string> by_value;
   for (const auto& [k, v] : j["labels"].items()) {
     int value;
     std::string name;
@@ -256,79 +266,106 @@ Dataset open_decathlon(const std::string& root, const DatasetOptions& opt) {
       throw FileError(jname + ": \"labels\" entry \"" + k + "\" is " + v.dump() +
                       "; expected a class value (regions are not supported)");
     }
-    if (value < 0 || classes.count(value))
+    if (value < 0 || by_value.count(value))
       throw FileError(jname + ": \"labels\" gives class value " + std::to_string(value) + " twice or negative");
-    classes[value] = name;
+    by_value[value] = name;
   }
-  for (int i = 0; i < static_cast<int>(classes.size()); ++i) {
-    if (!classes.count(i))
+  for (int i = 0; i < static_cast<int>(by_value.size()); ++i) {
+    if (!by_value.count(i))
       throw FileError(jname + ": \"labels\" skips class value " + std::to_string(i) + "; values must be 0..n-1");
-    ds.classes.push_back(classes[i]);
+    names.push_back(by_value[i]);
   }
+  return names;
+}
 
-  const std::string ending = j.value("file_ending", std::string(".nii.gz"));
-  const fs::path idir = fs::path(root) / "imagesTr", ldir = fs::path(root) / "labelsTr";
-  if (j.contains("training") && j["training"].is_array() && !j["training"].empty()) {
-    // MSD's own form: pairs listed, one (possibly 4D) file per case.
-    for (const auto& t : j["training"]) {
-      if (!t.is_object() || !t.contains("image") || !t["image"].is_string())
-        throw FileError(jname + ": a \"training\" entry lacks \"image\": " + t.dump());
-      Case c{stem(t["image"].get<std::string>()), {(fs::path(root) / t["image"].get<std::string>()).lexically_normal().string()}, ""};
-      if (t.contains("label") && t["label"].is_string())
-        c.label = (fs::path(root) / t["label"].get<std::string>()).lexically_normal().string();
-      if (!fs::exists(c.images[0])) throw FileError(jname + ": lists " + c.images[0] + ", which does not exist");
-      if (c.label.empty() && opt.require_labels) throw FileError(jname + ": case " + c.id + " has no \"label\"");
-      if (!c.label.empty() && !fs::exists(c.label))
-        throw FileError(jname + ": lists " + c.label + ", which does not exist");
-      ds.cases.push_back(std::move(c));
+// MSD's own form: pairs listed under "training", one (possibly 4D) file per case.
+std::vector<Case> listed_cases(const nlohmann::json& j, const std::string& root, const std::string& jname,
+                               const DatasetOptions& opt) {
+  std::vector<Case> cases;
+  for (const auto& t : j["training"]) {
+    if (!t.is_object() || !t.contains("image") || !t["image"].is_string())
+      throw FileError(jname + ": a \"training\" entry lacks \"image\": " + t.dump());
+    Case c{stem(t["image"].get<std::string>()), {(fs::path(root) / t["image"].get<std::string>()).lexically_normal().string()}, ""};
+    if (t.contains("label") && t["label"].is_string())
+      c.label = (fs::path(root) / t["label"].get<std::string>()).lexically_normal().string();
+    if (!fs::exists(c.images[0])) throw FileError(jname + ": lists " + c.images[0] + ", which does not exist");
+    if (c.label.empty() && opt.require_labels) throw FileError(jname + ": case " + c.id + " has no \"label\"");
+    if (!c.label.empty() && !fs::exists(c.label))
+      throw FileError(jname + ": lists " + c.label + ", which does not exist");
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+// nnU-Net v2's form: imagesTr/CASE_XXXX<ending> (XXXX the channel) and labelsTr/CASE<ending>.
+std::vector<Case> scanned_cases(const fs::path& idir, const fs::path& ldir, const std::string& ending, int channels,
+                                const std::string& jname, const DatasetOptions& opt) {
+  std::vector<Case> cases;
+  require_dir(idir, "a decathlon dataset keeps its images in imagesTr/ as CASE_0000" + ending);
+  std::map<std::string, std::map<int, std::string>> found;  // case -> channel -> path
+  for (const auto& e : fs::directory_iterator(idir)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_regular_file() || name.size() <= ending.size() + 5 ||
+        name.compare(name.size() - ending.size(), std::string::npos, ending) != 0)
+      continue;
+    const std::string base = name.substr(0, name.size() - ending.size());
+    const std::string digits = base.substr(base.size() - 4);
+    if (base[base.size() - 5] != '_' || !std::all_of(digits.begin(), digits.end(), ::isdigit))
+      throw FileError(e.path().string() + ": not named CASE_XXXX" + ending + " (XXXX the channel, 0000 for the first)");
+    found[base.substr(0, base.size() - 5)][std::stoi(digits)] = e.path().string();
+  }
+  for (auto& [id, files] : found) {
+    Case c{id, {}, ""};
+    for (int ch = 0; ch < channels; ++ch) {
+      auto it = files.find(ch);
+      if (it == files.end()) {
+        char suffix[16];
+        std::snprintf(suffix, sizeof suffix, "_%04d", ch);
+        throw FileError((idir / (id + suffix + ending)).string() + " is missing: dataset.json names " +
+                        std::to_string(channels) + " channels, so case " + id + " needs one file each");
+      }
+      c.images.push_back(it->second);
     }
-  } else {
-    require_dir(idir, "a decathlon dataset keeps its images in imagesTr/ as CASE_0000" + ending);
-    std::map<std::string, std::map<int, std::string>> found;  // case -> channel -> path
-    for (const auto& e : fs::directory_iterator(idir)) {
+    if (files.rbegin()->first >= channels)
+      throw FileError(files.rbegin()->second + ": channel " + std::to_string(files.rbegin()->first) +
+                      " beyond the " + std::to_string(channels) + " channels of " + jname);
+    const fs::path label = ldir / (id + ending);
+    if (fs::exists(label)) c.label = label.string();
+    else if (opt.require_labels)
+      throw FileError(c.images[0] + " has no label: expected " + label.string() + "; add the label or remove the image");
+    cases.push_back(std::move(c));
+  }
+  if (fs::is_directory(ldir))
+    for (const auto& e : fs::directory_iterator(ldir)) {
       const std::string name = e.path().filename().string();
-      if (!e.is_regular_file() || name.size() <= ending.size() + 5 ||
+      if (!e.is_regular_file() || name.size() <= ending.size() ||
           name.compare(name.size() - ending.size(), std::string::npos, ending) != 0)
         continue;
-      const std::string base = name.substr(0, name.size() - ending.size());
-      const std::string digits = base.substr(base.size() - 4);
-      if (base[base.size() - 5] != '_' || !std::all_of(digits.begin(), digits.end(), ::isdigit))
-        throw FileError(e.path().string() + ": not named CASE_XXXX" + ending + " (XXXX the channel, 0000 for the first)");
-      found[base.substr(0, base.size() - 5)][std::stoi(digits)] = e.path().string();
+      if (!found.count(name.substr(0, name.size() - ending.size())))
+        throw FileError(e.path().string() + " is a label without an image: expected " +
+                        (idir / (name.substr(0, name.size() - ending.size()) + "_0000" + ending)).string() +
+                        "; add the image or remove the label");
     }
-    for (auto& [id, files] : found) {
-      Case c{id, {}, ""};
-      for (int ch = 0; ch < static_cast<int>(ds.channels.size()); ++ch) {
-        auto it = files.find(ch);
-        if (it == files.end()) {
-          char suffix[16];
-          std::snprintf(suffix, sizeof suffix, "_%04d", ch);
-          throw FileError((idir / (id + suffix + ending)).string() + " is missing: dataset.json names " +
-                          std::to_string(ds.channels.size()) + " channels, so case " + id + " needs one file each");
-        }
-        c.images.push_back(it->second);
-      }
-      if (files.rbegin()->first >= static_cast<int>(ds.channels.size()))
-        throw FileError(files.rbegin()->second + ": channel " + std::to_string(files.rbegin()->first) +
-                        " beyond the " + std::to_string(ds.channels.size()) + " channels of " + jname);
-      const fs::path label = ldir / (id + ending);
-      if (fs::exists(label)) c.label = label.string();
-      else if (opt.require_labels)
-        throw FileError(c.images[0] + " has no label: expected " + label.string() + "; add the label or remove the image");
-      ds.cases.push_back(std::move(c));
-    }
-    if (fs::is_directory(ldir))
-      for (const auto& e : fs::directory_iterator(ldir)) {
-        const std::string name = e.path().filename().string();
-        if (!e.is_regular_file() || name.size() <= ending.size() ||
-            name.compare(name.size() - ending.size(), std::string::npos, ending) != 0)
-          continue;
-        if (!found.count(name.substr(0, name.size() - ending.size())))
-          throw FileError(e.path().string() + " is a label without an image: expected " +
-                          (idir / (name.substr(0, name.size() - ending.size()) + "_0000" + ending)).string() +
-                          "; add the image or remove the label");
-      }
-  }
+  return cases;
+}
+
+}  // namespace decathlon
+}  // namespace
+
+Dataset open_decathlon(const std::string& root, const DatasetOptions& opt) {
+  Dataset ds;
+  ds.source = root, ds.layout = "decathlon";
+  const fs::path jpath = fs::path(root) / "dataset.json";
+  const std::string jname = jpath.string();
+  const nlohmann::json j = decathlon::read_json(jpath);
+  ds.channels = decathlon::channels(j, jname);
+  ds.classes = decathlon::classes(j, jname);
+  const std::string ending = j.value("file_ending", std::string(".nii.gz"));
+  const fs::path idir = fs::path(root) / "imagesTr", ldir = fs::path(root) / "labelsTr";
+  if (j.contains("training") && j["training"].is_array() && !j["training"].empty())
+    ds.cases = decathlon::listed_cases(j, root, jname, opt);
+  else
+    ds.cases = decathlon::scanned_cases(idir, ldir, ending, static_cast<int>(ds.channels.size()), jname, opt);
   require_cases(ds, "put CASE_0000" + ending + " files in " + idir.string());
   sort_cases(ds.cases);
   return ds;
