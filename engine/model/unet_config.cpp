@@ -16,6 +16,7 @@ void UNetConfig::validate() const {
   if (depth < 1 || depth > 8) bad("depth", std::to_string(depth), "1 to 8 poolings");
   if (start_filters < 1 || (int64_t(start_filters) << depth) > 65536)
     bad("start filters", std::to_string(start_filters), "at least 1, and start filters x 2^depth at most 65536");
+  if (max_filters < 0) bad("max filters", std::to_string(max_filters), "0 (no cap) or a positive cap");
   if (convs_per_level < 1 || convs_per_level > 8) bad("convolutions per level", std::to_string(convs_per_level), "1 to 8");
   if (kernel < 1 || kernel % 2 == 0 || kernel > 7) bad("kernel", std::to_string(kernel), "an odd size from 1 to 7");
   if (!(dropout >= 0.f && dropout < 1.f)) bad("dropout", std::to_string(dropout), "a rate in [0, 1)");
@@ -27,7 +28,7 @@ void UNetConfig::validate() const {
 
 std::string UNetConfig::str() const {
   return std::to_string(dims) + "D U-Net: depth " + std::to_string(depth) + ", start filters " +
-         std::to_string(start_filters) + ", " + std::to_string(convs_per_level) + " convs/level " +
+         std::to_string(start_filters) + (max_filters > 0 ? " (at most " + std::to_string(max_filters) + ")" : "") + ", " + std::to_string(convs_per_level) + " convs/level " +
          std::to_string(kernel) + "^" + std::to_string(dims) + ", norm " + choice_name(kNormChoices, norm) + ", dropout " +
          std::to_string(dropout).substr(0, 4) + ", padding " + choice_name(kPaddings, padding) +
          ", " + std::to_string(in_channels) + " input channel(s), " + std::to_string(classes) + " classes (" +

@@ -10,6 +10,7 @@
 // with a norm the convolution has no bias (the norm's beta takes its place).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -41,6 +42,7 @@ struct UNetConfig {
   int dims = 2;                 // 2 or 3
   int depth = 4;                // number of poolings
   int start_filters = 64;
+  int max_filters = 0;          // a cap on any level's filters (nnU-Net's 320 in 3D, 512 in 2D); 0: none
   int convs_per_level = 2;
   int kernel = 3;
   NormChoice norm = NormChoice::none;
@@ -52,7 +54,10 @@ struct UNetConfig {
   ActivationSpec activation{Activation::relu, 0.01f};
   uint64_t seed = 0;            // He initialization
 
-  int64_t filters(int level) const { return int64_t(start_filters) << level; }
+  int64_t filters(int level) const {
+    const int64_t f = int64_t(start_filters) << level;
+    return max_filters > 0 ? std::min<int64_t>(f, max_filters) : f;
+  }
   int64_t out_channels() const { return head_channels(head, classes); }
   // The norm layers' kind and constants (PyTorch's defaults: eps 1e-5, momentum 0.1).
   NormSpec norm_spec() const { return {norm == NormChoice::instance ? NormKind::instance : NormKind::batch, 1e-5f, 0.1f}; }

@@ -102,6 +102,10 @@ class UNet {
   // (sizes that do not halve evenly, too small for "valid" convolutions), saying
   // which level fails and which sizes would work.
   void plan(const Shape& input);
+  // What plan(input) would allocate (its arena_bytes()), laid out without
+  // allocating; drops the current plan. Throws as plan() does on a shape that
+  // cannot pass. The planner of `unet plan` sizes patches and batches by it.
+  int64_t plan_bytes(const Shape& input);
   const Shape& input_shape() const { return input_; }
   Shape output_shape() const;
   // What plan() allocated: activations, gradients, pooling indices, workspace, staging.

@@ -117,6 +117,13 @@ int64_t UNet::layout_bytes(const Shape& input) {
   return reserved_ + argmax_count_ + staging;
 }
 
+int64_t UNet::plan_bytes(const Shape& input) {
+  release_plan();
+  const int64_t bytes = layout_bytes(input);
+  plan_convolutions();
+  return bytes + workspace_bytes_;
+}
+
 void UNet::plan(const Shape& input) {
   release_plan();  // nothing of an old plan survives a failure: the next call plans again
   // Refused before any convolution is planned (cuDNN cannot describe a tensor

@@ -53,6 +53,7 @@ std::string config_to_json(const UNetConfig& c) {
                    {"activation", choice_name(kActivations, c.activation.kind)},
                    {"activation_slope", c.activation.slope},
                    {"seed", c.seed}};
+  if (c.max_filters > 0) j["max_filters"] = c.max_filters;  // absent: no cap, as in files written before it
   return j.dump();
 }
 
@@ -63,6 +64,7 @@ UNetConfig config_from_json(const std::string& text, const std::string& where) {
     c.dims = j.at("dims");
     c.depth = j.at("depth");
     c.start_filters = j.at("start_filters");
+    c.max_filters = j.value("max_filters", 0);
     c.convs_per_level = j.at("convs_per_level");
     c.kernel = j.at("kernel");
     c.norm = field_choice(kNormChoices, j, "norm", where);

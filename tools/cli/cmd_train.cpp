@@ -22,6 +22,7 @@
 
 #include "engine/evaluate/render.h"
 #include "engine/parallel/communicator.h"
+#include "engine/plan/planner.h"
 #include "engine/storage/checkpoint.h"
 #include "engine/train/epoch_plan.h"
 #include "engine/train/trainer.h"
@@ -46,7 +47,8 @@ struct TrainCli {
   DataOptions data;
   TrainOptions train;
   std::string loss = "dice_ce", optimizer = "adam", schedule = "poly", norm = "zscore", label_map, run_dir = "run";
-  std::string load_weights, rendezvous;
+  std::string load_weights, rendezvous, plan, configuration;
+  std::vector<ChannelNorm> planned_norm;  // --plan's normalization, unless --normalize says otherwise
   std::vector<double> window;
   std::vector<float> class_weights;
   double lr = 1e-3, label_threshold = std::nan(""), tversky_beta = 0.7, focal_gamma = 0.75;
@@ -58,6 +60,10 @@ struct TrainCli {
 
 void add_train_options(CLI::App& cmd, TrainCli& o) {
   add_model_options(cmd, o.model);
+  cmd.add_option("--plan", o.plan, "A plan from `unet plan`: its model, patch, batch and normalization (options "
+                                   "given here override it)");
+  cmd.add_option("--configuration", o.configuration, "The plan's configuration (default: 3d where planned)")
+      ->check(CLI::IsMember({"2d", "3d"}));
   cmd.add_option("--data", o.data.path, "Dataset: a folder with image/ and label/, a CSV manifest, or an nnU-Net "
                                         "folder (imagesTr/, labelsTr/, dataset.json); none: synthetic EM data");
   cmd.add_option("--val-cases", o.data.val_cases, "Case ids held out for validation")->delimiter(',');
@@ -117,8 +123,38 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
                  "Shared folder where data-parallel ranks meet (default: RUN_DIR/.rendezvous)");
 }
 
+// The plan's choices, for every model and data option the command line leaves unset.
+void apply_plan(CLI::App& cmd, TrainCli& o) {
+  if (o.plan.empty()) {
+    if (cmd.count("--configuration")) throw std::invalid_argument("--configuration needs --plan");
+    return;
+  }
+  if (o.data.path.empty()) throw std::invalid_argument("--plan needs --data, the dataset it was planned for");
+  const PlanChoice p = read_plan(o.plan, o.configuration);
+  const PlannedConfiguration& c = p.configuration;
+  if (c.model.dims == 2 && p.data_dims == 3)
+    throw std::invalid_argument(o.plan + ": its 2d configuration trains on slices of volumes, which unet train does "
+                                "not do yet; use --configuration 3d");
+  auto unset = [&cmd](const char* option) { return cmd.count(option) == 0; };
+  UNetConfig& m = o.model.config;
+  if (unset("--dims")) m.dims = c.model.dims;
+  if (unset("--size") && unset("--image-width")) o.model.size = c.size_text();
+  if (unset("--batch-size")) o.model.batch = c.batch;
+  if (unset("--depth")) m.depth = c.model.depth;
+  if (unset("--start-filters")) m.start_filters = c.model.start_filters;
+  if (unset("--max-filters")) m.max_filters = c.model.max_filters;
+  if (unset("--classes")) m.classes = c.model.classes;
+  if (unset("--norm")) o.model.norm = choice_name(kNormChoices, c.model.norm);
+  if (unset("--activation")) o.model.activation = choice_name(kActivations, c.model.activation.kind);
+  if (unset("--normalize")) o.planned_norm = p.normalization.channels;
+  std::printf("plan %s, configuration %s (options given here override it); its spacing %.3g, %.3g, %.3g is not "
+              "applied: the cases are read at their own spacing\n",
+              o.plan.c_str(), c.name.c_str(), p.spacing[0], p.spacing[1], p.spacing[2]);
+}
+
 // The options that depend on one another, checked and filled in.
 void resolve(CLI::App& cmd, TrainCli& o) {
+  apply_plan(cmd, o);
   const bool synthetic = o.data.path.empty();
   if (synthetic && !cmd.count("--start-filters")) o.model.config.start_filters = 16;
   if (synthetic && !cmd.count("--depth")) o.model.config.depth = 3;
@@ -148,7 +184,7 @@ void resolve(CLI::App& cmd, TrainCli& o) {
     if (o.window.size() != 2) throw std::invalid_argument("--normalize window needs --window lo,hi");
     norm.lo = o.window[0], norm.hi = o.window[1];
   }
-  o.data.norm = {norm};
+  o.data.norm = o.planned_norm.empty() ? std::vector<ChannelNorm>{norm} : o.planned_norm;
   o.data.seed = o.train.seed;
   o.data.verbose = o.train.verbose;
   o.model.config.seed = o.train.seed;

@@ -13,6 +13,7 @@ struct ExitStatus {
 
 void add_info_command(CLI::App& app);
 void add_summary_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
 // train records the exact command line in its run folder.
 void add_train_command(CLI::App& app, int argc, char** argv);
 void add_predict_command(CLI::App& app);

@@ -13,6 +13,8 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
   cmd.add_option("--depth", c.depth, "Number of poolings")->capture_default_str();
   cmd.add_option("--start-filters,--filters", c.start_filters, "Filters at full resolution, doubling per level")
       ->capture_default_str();
+  cmd.add_option("--max-filters", c.max_filters, "Cap on any level's filters (0: none; nnU-Net: 320 in 3D, 512 in 2D)")
+      ->capture_default_str();
   cmd.add_option("--convs-per-level", c.convs_per_level, "Convolutions in each block")->capture_default_str();
   cmd.add_option("--kernel", c.kernel, "Convolution size (odd)")->capture_default_str();
   add_choice(cmd, "--norm", o.norm, kNormChoices, "Normalization after each convolution");

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   unet::add_info_command(app);
   unet::add_summary_command(app);
+  unet::add_plan_command(app);
   unet::add_train_command(app, argc, argv);
   unet::add_predict_command(app);
   unet::add_evaluate_command(app);

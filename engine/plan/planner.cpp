@@ -1,0 +1,307 @@
+#include "engine/plan/planner.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <stdexcept>
+
+#include <fstream>
+
+#include "engine/model/unet_model.h"
+#include "io/file_error.h"
+
+namespace unet {
+namespace {
+
+double quantile(std::vector<double> v, double q) {  // linear between order statistics, as numpy's
+  std::sort(v.begin(), v.end());
+  const double pos = q * double(v.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
+}
+
+std::string mm(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3g", v);
+  return b;
+}
+
+std::string mib(int64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
+bool named_ct(const std::string& name) {
+  std::string n;
+  for (char ch : name) n += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return n == "ct";
+}
+
+// Sizes along the net's axes, D, H, W; `first` skips D in 2D.
+struct Axes {
+  int first = 0;
+  std::array<int64_t, 3> v{1, 1, 1};
+  int64_t voxels() const { return v[0] * v[1] * v[2]; }
+};
+
+// Poolings while every axis stays at least 4 voxels, at most `cap`.
+int depth_for(const Axes& patch, int cap) {
+  int depth = cap;
+  for (int a = patch.first; a < 3; ++a) {
+    int pools = 0;
+    while ((patch.v[a] >> (pools + 1)) >= 4) ++pools;
+    depth = std::min(depth, pools);
+  }
+  return std::max(depth, 1);
+}
+
+// Down to a multiple of 2^depth on each axis (never below 2^depth), as "same" padding needs.
+Axes divisible(Axes p, int depth) {
+  const int64_t m = int64_t(1) << depth;
+  for (int a = p.first; a < 3; ++a) p.v[a] = std::max(m, p.v[a] / m * m);
+  return p;
+}
+
+class ConfigurationPlanner {
+ public:
+  ConfigurationPlanner(const Fingerprint& f, const DatasetPlan& plan, const PlanOptions& o, bool three_d)
+      : f_(f), plan_(plan), o_(o), three_d_(three_d) {}
+
+  PlannedConfiguration run() {
+    PlannedConfiguration c;
+    c.name = three_d_ ? "3d" : "2d";
+    Axes median{three_d_ ? 0 : 1, plan_.median_shape};
+    if (!three_d_) median.v[0] = 1;
+    // nnU-Net's start: a patch of the median shape, at most 256^3 (3D) or 2048^2
+    // (2D) voxels in the median's proportions.
+    const double cap_voxels = three_d_ ? 256.0 * 256 * 256 : 2048.0 * 2048;
+    const double scale = std::min(1.0, std::pow(cap_voxels / double(median.voxels()), 1.0 / (three_d_ ? 3 : 2)));
+    Axes patch = median;
+    for (int a = patch.first; a < 3; ++a) patch.v[a] = std::max<int64_t>(4, std::llround(double(median.v[a]) * scale));
+    const int depth_cap = three_d_ ? 5 : 6;
+    c.model = base_model();
+    c.reasons.push_back("filters: " + std::to_string(c.model.start_filters) + " doubling per level, at most " +
+                        std::to_string(c.model.max_filters) + " (nnU-Net's " + (three_d_ ? "3D" : "2D") + " cap)");
+    // Shrink the axis furthest above its share of the median shape until a
+    // batch of 2 fits the budget (nnU-Net's reduction).
+    int shrinks = 0;
+    for (;;) {
+      c.model.depth = depth_for(patch, depth_cap);
+      patch = divisible(patch, c.model.depth);
+      c.batch = 2;
+      if (measure(c, patch) <= o_.budget_bytes) break;
+      int worst = -1;
+      double ratio = 0;
+      for (int a = patch.first; a < 3; ++a) {
+        const double r = double(patch.v[a]) / double(median.v[a]);
+        if (patch.v[a] > 4 && r > ratio) ratio = r, worst = a;
+      }
+      if (worst < 0)
+        throw std::invalid_argument("plan " + c.name + ": not even a patch of " + c.size_text() + " with batch 2 fits " +
+                                    mib(o_.budget_bytes) + " (it needs " + mib(c.bytes()) +
+                                    "); give a larger --memory-budget");
+      patch.v[worst] -= int64_t(1) << c.model.depth;
+      patch.v[worst] = std::max<int64_t>(patch.v[worst], 4);
+      ++shrinks;
+    }
+    c.reasons.push_back("patch " + c.size_text() + ": the median shape at the target spacing" +
+                        (scale < 1 ? " scaled to the starting cap" : "") +
+                        (shrinks ? ", its longest axis (relative to the median) shrunk " + std::to_string(shrinks) +
+                                       " time(s) to fit the budget"
+                                 : "") +
+                        "; a multiple of 2^depth");
+    c.reasons.push_back("depth " + std::to_string(c.model.depth) + ": poolings while every axis stays >= 4 voxels" +
+                        " (at most " + std::to_string(depth_cap) + ")");
+    // The largest batch that fits, but no more than 5% of the dataset's voxels
+    // in one batch (nnU-Net's cap), and at least 2.
+    double dataset_voxels = 0;
+    for (const CaseFingerprint& cf : f_.cases) dataset_voxels += resampled_voxels(cf);
+    const int by_data = static_cast<int>(0.05 * dataset_voxels / double(patch.voxels()));
+    int batch = 2;
+    while (batch < std::max(2, by_data)) {
+      PlannedConfiguration t = c;
+      t.batch = batch + 1;
+      if (measure(t, patch) > o_.budget_bytes) break;
+      ++batch;
+    }
+    c.batch = batch;
+    measure(c, patch);
+    c.reasons.push_back("batch " + std::to_string(batch) + ": " +
+                        (batch == std::max(2, by_data) ? "the cap of 5% of the dataset's voxels per batch (at least 2)"
+                                                       : "the most that fits the budget"));
+    c.reasons.push_back("memory " + mib(c.bytes()) + " of " + mib(o_.budget_bytes) + ": arena " + mib(c.arena_bytes) +
+                        " + parameters, gradients and Adam's moments " + mib(c.model_bytes));
+    return c;
+  }
+
+ private:
+  UNetConfig base_model() const {
+    UNetConfig m;
+    m.dims = three_d_ ? 3 : 2;
+    m.start_filters = 32;
+    m.max_filters = three_d_ ? 320 : 512;
+    m.norm = NormChoice::instance;
+    m.activation = {Activation::leaky_relu, 0.01f};
+    m.in_channels = static_cast<int>(f_.channels);
+    m.classes = o_.classes;
+    m.head = default_head(o_.classes);
+    return m;
+  }
+
+  // A case's voxels at the target spacing (every slice of a volume, for 2D too).
+  double resampled_voxels(const CaseFingerprint& cf) const {
+    double v = 1;
+    for (int a = f_.dims == 3 ? 0 : 1; a < 3; ++a) v *= double(cf.size[a]) * cf.spacing[2 - a] / plan_.spacing[2 - a];
+    return v;
+  }
+
+  // Lays the net out for a batch of patches: the arena and the model's fp32 state.
+  int64_t measure(PlannedConfiguration& c, const Axes& patch) {
+    c.patch = patch.v;
+    if (!model_ || model_->config().depth != c.model.depth) {
+      model_.reset();  // one net at a time
+      model_ = std::make_unique<UNet>(c.model);
+      model_->to(o_.backend);
+    }
+    const Shape input{c.batch, c.model.in_channels, patch.v[0], patch.v[1], patch.v[2], c.model.dims};
+    c.arena_bytes = model_->plan_bytes(input);
+    c.model_bytes = 4 * model_->parameter_count() * int64_t(sizeof(float));
+    return c.bytes();
+  }
+
+  const Fingerprint& f_;
+  const DatasetPlan& plan_;
+  const PlanOptions& o_;
+  bool three_d_;
+  std::unique_ptr<UNet> model_;
+};
+
+}  // namespace
+
+std::string PlannedConfiguration::size_text() const {
+  std::string s = std::to_string(patch[2]) + "x" + std::to_string(patch[1]);
+  if (model.dims == 3) s += "x" + std::to_string(patch[0]);
+  return s;
+}
+
+std::array<double, 3> target_spacing(const Fingerprint& f, std::string* reason) {
+  std::array<double, 3> t{1, 1, 1};
+  const int axes = f.dims == 3 ? 3 : 2;  // x, y[, z]
+  std::vector<double> per_axis[3];
+  for (const CaseFingerprint& c : f.cases)
+    for (int a = 0; a < axes; ++a) per_axis[a].push_back(c.spacing[a]);
+  for (int a = 0; a < axes; ++a) t[a] = quantile(per_axis[a], 0.5);
+  std::string why = "the median of each axis";
+  if (axes == 3) {
+    const int coarse = static_cast<int>(std::max_element(t.begin(), t.end()) - t.begin());
+    double others = 0;
+    for (int a = 0; a < 3; ++a)
+      if (a != coarse) others = std::max(others, t[a]);
+    if (t[coarse] > 3 * others) {
+      t[coarse] = quantile(per_axis[coarse], 0.1);
+      why += std::string("; ") + "xyz"[coarse] + " more than 3x coarser than the others: its 10th percentile";
+    }
+  }
+  if (reason) *reason = why;
+  return t;
+}
+
+DatasetPlan plan_dataset(const Fingerprint& f, const PlanOptions& options) {
+  if (f.cases.empty()) throw std::invalid_argument("plan: the fingerprint holds no case");
+  PlanOptions o = options;
+  if (!o.backend) o.backend = cpu_backend();
+  DatasetPlan p;
+  p.budget_bytes = o.budget_bytes;
+  p.spacing = target_spacing(f, &p.spacing_reason);
+  for (int a = 0; a < 3; ++a) {  // D, H, W <- spacing z, y, x
+    std::vector<double> sizes;
+    for (const CaseFingerprint& c : f.cases) sizes.push_back(double(c.size[a]) * c.spacing[2 - a] / p.spacing[2 - a]);
+    p.median_shape[a] = f.dims == 2 && a == 0 ? 1 : std::max<int64_t>(1, std::llround(quantile(sizes, 0.5)));
+  }
+  for (int64_t ch = 0; ch < f.channels; ++ch) {
+    const std::string name = ch < int64_t(f.channel_names.size()) ? f.channel_names[ch] : "";
+    ChannelNorm n;
+    if (o.ct || named_ct(name)) {
+      const ForegroundIntensity& fg = f.foreground[ch];
+      n = {NormScheme::ct, fg.p00_5, fg.p99_5, fg.mean, fg.std};
+      p.normalization_reasons.push_back("channel " + std::to_string(ch) + (o.ct ? " (--ct)" : " named " + name) +
+                                        ": ct, clipped to the foreground's [" + mm(fg.p00_5) + ", " + mm(fg.p99_5) +
+                                        "], then (x - " + mm(fg.mean) + ") / " + mm(fg.std));
+    } else {
+      p.normalization_reasons.push_back("channel " + std::to_string(ch) + (name.empty() ? "" : " (" + name + ")") +
+                                        ": zscore, each image its own mean and deviation (not CT)");
+    }
+    p.normalization.channels.push_back(n);
+  }
+  if (f.dims == 3) p.configurations.push_back(ConfigurationPlanner(f, p, o, true).run());
+  p.configurations.push_back(ConfigurationPlanner(f, p, o, false).run());
+  return p;
+}
+
+nlohmann::json to_json(const DatasetPlan& p) {
+  nlohmann::json configs = nlohmann::json::object();
+  for (const PlannedConfiguration& c : p.configurations)
+    configs[c.name] = {{"dims", c.model.dims},
+                       {"size", c.size_text()},
+                       {"patch_dhw", c.patch},
+                       {"batch_size", c.batch},
+                       {"depth", c.model.depth},
+                       {"start_filters", c.model.start_filters},
+                       {"max_filters", c.model.max_filters},
+                       {"classes", c.model.classes},
+                       {"norm", choice_name(kNormChoices, c.model.norm)},
+                       {"activation", choice_name(kActivations, c.model.activation.kind)},
+                       {"arena_bytes", c.arena_bytes},
+                       {"model_bytes", c.model_bytes},
+                       {"reasons", c.reasons}};
+  return {{"spacing_xyz", p.spacing},
+          {"spacing_reason", p.spacing_reason},
+          {"median_shape_dhw", p.median_shape},
+          {"normalization", to_json(p.normalization)},
+          {"normalization_reasons", p.normalization_reasons},
+          {"budget_bytes", p.budget_bytes},
+          {"configurations", configs}};
+}
+
+PlanChoice read_plan(const std::string& path, const std::string& configuration) {
+  std::ifstream in(path);
+  if (!in) throw FileError(path + ": cannot open the plan; write one with `unet plan --data D -o " + path + "`");
+  PlanChoice choice;
+  std::string field = "the JSON";
+  try {
+    const nlohmann::json j = nlohmann::json::parse(in);
+    field = "plan";
+    const nlohmann::json& plan = j.at("plan");
+    field = "fingerprint.dims";
+    choice.data_dims = j.at("fingerprint").at("dims");
+    const nlohmann::json& configs = plan.at("configurations");
+    const std::string name = !configuration.empty() ? configuration : configs.contains("3d") ? "3d" : "2d";
+    if (!configs.contains(name))
+      throw FileError(path + ": plans no configuration \"" + name + "\" (it plans " +
+                      (configs.contains("3d") ? "3d and 2d" : "2d") + ")");
+    field = "plan.configurations." + name;
+    const nlohmann::json& c = configs.at(name);
+    PlannedConfiguration& pc = choice.configuration;
+    pc.name = name;
+    pc.model.dims = c.at("dims");
+    pc.patch = c.at("patch_dhw").get<std::array<int64_t, 3>>();
+    pc.batch = c.at("batch_size");
+    pc.model.depth = c.at("depth");
+    pc.model.start_filters = c.at("start_filters");
+    pc.model.max_filters = c.at("max_filters");
+    pc.model.classes = c.at("classes");
+    pc.model.norm = choose(kNormChoices, c.at("norm").get<std::string>(), "norm");
+    pc.model.activation.kind = choose(kActivations, c.at("activation").get<std::string>(), "activation");
+    pc.arena_bytes = c.at("arena_bytes");
+    pc.model_bytes = c.at("model_bytes");
+    field = "plan.normalization";
+    choice.normalization = normalization_from_json(plan.at("normalization"));
+    field = "plan.spacing_xyz";
+    choice.spacing = plan.at("spacing_xyz").get<std::array<double, 3>>();
+  } catch (const FileError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw FileError(path + ": " + field + " is missing or wrong (" + e.what() + "); write the plan again with `unet plan`");
+  }
+  return choice;
+}
+
+}  // namespace unet
