@@ -2,7 +2,6 @@
 // printed with the reason for each choice and written as JSON.
 #include <unistd.h>
 
-#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <thread>
@@ -13,17 +12,18 @@
 #include "io/data/fingerprint.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/device_options.h"
+#include "tools/cli/label_options.h"
 
 namespace unet {
 namespace {
 
 struct PlanCli {
-  std::string data, output = "plan.json", label_map;
-  double label_threshold = std::nan(""), memory_budget_gib = 0;
+  std::string data, output = "plan.json";
+  double memory_budget_gib = 0;
   int classes = 0, workers = 0;
   bool ct = false;
   DeviceOptions device;
-  LabelSpec labels;
+  LabelOptions labels;
 };
 
 int64_t machine_bytes() { return int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGE_SIZE)); }
@@ -77,19 +77,14 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--memory-budget", o->memory_budget_gib,
                   "GiB one training process may use (default: the GPU's free memory with --gpus 1, else the machine's)");
   cmd->add_option("--classes", o->classes, "Classes including background (default: the dataset's, else 2)");
-  cmd->add_option("--label-threshold", o->label_threshold, "Binarize labels: class 1 above this value");
-  cmd->add_option("--label-map", o->label_map, "Stored label value -> class, e.g. 0:1,255:0 (ISBI membrane)");
-  cmd->add_option("--object-class", o->labels.object_value,
-                  "The label value of the object (class 1); every other value is background");
+  add_label_options(*cmd, o->labels);
   cmd->add_flag("--ct", o->ct, "Treat every channel as CT (otherwise only channels named CT)");
   cmd->add_option("--workers", o->workers, "Cases read at once (default: the cores)");
   add_device_options(*cmd, o->device);
   cmd->callback([o] {
     const Dataset ds = open_dataset(o->data);
-    LabelSpec labels = o->labels;
-    labels.classes = o->classes ? o->classes : ds.classes.size() >= 2 ? static_cast<int>(ds.classes.size()) : 2;
-    if (!std::isnan(o->label_threshold)) labels.binarize = true, labels.threshold = o->label_threshold;
-    if (!o->label_map.empty()) labels.map = parse_label_map(o->label_map);
+    const LabelSpec labels = resolve_labels(
+        o->labels, o->classes ? o->classes : ds.classes.size() >= 2 ? static_cast<int>(ds.classes.size()) : 2);
     const int workers = o->workers > 0 ? o->workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const Fingerprint f = fingerprint_dataset(ds, labels, workers);
     print_fingerprint(f);

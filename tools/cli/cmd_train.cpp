@@ -32,6 +32,7 @@
 #include "tools/cli/choice_option.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/device_options.h"
+#include "tools/cli/label_options.h"
 #include "tools/cli/model_options.h"
 
 namespace unet {
@@ -46,12 +47,13 @@ struct TrainCli {
   ModelOptions model;
   DataOptions data;
   TrainOptions train;
-  std::string loss = "dice_ce", optimizer = "adam", schedule = "poly", norm = "zscore", label_map, run_dir = "run";
+  std::string loss = "dice_ce", optimizer = "adam", schedule = "poly", norm = "zscore", run_dir = "run";
   std::string load_weights, rendezvous, plan, configuration;
+  LabelOptions labels;
   std::vector<ChannelNorm> planned_norm;  // --plan's normalization, unless --normalize says otherwise
   std::vector<double> window;
   std::vector<float> class_weights;
-  double lr = 1e-3, label_threshold = std::nan(""), tversky_beta = 0.7, focal_gamma = 0.75;
+  double lr = 1e-3, tversky_beta = 0.7, focal_gamma = 0.75;
   int64_t image_width = 0, image_height = 0, image_depth = 0, warmup = 0;
   int augmentation_rate = 0, save_augmented = 0;
   DeviceOptions device;
@@ -70,11 +72,7 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
   cmd.add_option("--val-fraction", o.data.val_fraction, "Fraction held out for validation")->capture_default_str();
   cmd.add_option("--fold", o.data.fold, "Cross-validation fold (0-based) of --folds");
   cmd.add_option("--folds", o.data.folds, "Folds for --fold")->capture_default_str();
-  cmd.add_option("--label-threshold", o.label_threshold, "Binarize labels: class 1 above this value");
-  cmd.add_option("--label-map", o.label_map, "Stored label value -> class, e.g. 0:1,255:0 (ISBI membrane)");
-  cmd.add_option("--object-class", o.data.labels.object_value,
-                 "The label value of the object (class 1); every other value is background");
-  cmd.add_option("--ignore-label", o.data.labels.ignore_label, "A class left out of the loss and the metrics");
+  add_label_options(cmd, o.labels);
   add_choice(cmd, "--normalize", o.norm, kNormSchemes, "Intensity normalization");
   cmd.add_option("--window", o.window, "Clip range lo,hi for --normalize window")->delimiter(',')->expected(2);
   cmd.add_option("--image-width", o.image_width, "Patch width (with --image-height, instead of --size)");
@@ -172,12 +170,7 @@ void resolve(CLI::App& cmd, TrainCli& o) {
   if (o.model.size.empty()) o.model.size = synthetic ? (o.model.config.dims == 2 ? "64x64" : "32x32x32")
                                                      : (o.model.config.dims == 2 ? "256x256" : "128x128x64");
   o.model.resolve();
-  LabelSpec& labels = o.data.labels;
-  labels.classes = o.model.config.classes;
-  if (!std::isnan(o.label_threshold)) labels.binarize = true, labels.threshold = o.label_threshold;
-  if (!o.label_map.empty()) labels.map = parse_label_map(o.label_map);
-  if (!std::isnan(labels.object_value) && !labels.map.empty())
-    throw std::invalid_argument("give --object-class or --label-map, not both");
+  const LabelSpec& labels = o.data.labels = resolve_labels(o.labels, o.model.config.classes);
   ChannelNorm norm;
   norm.scheme = parse_norm_scheme(o.norm);
   if (norm.scheme == NormScheme::window) {
