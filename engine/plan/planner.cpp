@@ -13,14 +13,6 @@
 namespace unet {
 namespace {
 
-double quantile(std::vector<double> v, double q) {  // linear between order statistics, as numpy's
-  std::sort(v.begin(), v.end());
-  const double pos = q * double(v.size() - 1);
-  const size_t lo = static_cast<size_t>(pos);
-  const size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
-}
-
 std::string mm(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%.3g", v);
@@ -116,12 +108,7 @@ class ConfigurationPlanner {
     for (const CaseFingerprint& cf : f_.cases) dataset_voxels += resampled_voxels(cf);
     const int by_data = static_cast<int>(0.05 * dataset_voxels / double(patch.voxels()));
     int batch = 2;
-    while (batch < std::max(2, by_data)) {
-      PlannedConfiguration t = c;
-      t.batch = batch + 1;
-      if (measure(t, patch) > o_.budget_bytes) break;
-      ++batch;
-    }
+    for (c.batch = 3; c.batch <= std::max(2, by_data) && measure(c, patch) <= o_.budget_bytes; ++c.batch) batch = c.batch;
     c.batch = batch;
     measure(c, patch);
     c.reasons.push_back("batch " + std::to_string(batch) + ": " +
@@ -188,7 +175,7 @@ std::array<double, 3> target_spacing(const Fingerprint& f, std::string* reason) 
   std::vector<double> per_axis[3];
   for (const CaseFingerprint& c : f.cases)
     for (int a = 0; a < axes; ++a) per_axis[a].push_back(c.spacing[a]);
-  for (int a = 0; a < axes; ++a) t[a] = quantile(per_axis[a], 0.5);
+  for (int a = 0; a < axes; ++a) t[a] = percentile(per_axis[a], 50);
   std::string why = "the median of each axis";
   if (axes == 3) {
     const int coarse = static_cast<int>(std::max_element(t.begin(), t.end()) - t.begin());
@@ -196,7 +183,7 @@ std::array<double, 3> target_spacing(const Fingerprint& f, std::string* reason) 
     for (int a = 0; a < 3; ++a)
       if (a != coarse) others = std::max(others, t[a]);
     if (t[coarse] > 3 * others) {
-      t[coarse] = quantile(per_axis[coarse], 0.1);
+      t[coarse] = percentile(per_axis[coarse], 10);
       why += std::string("; ") + "xyz"[coarse] + " more than 3x coarser than the others: its 10th percentile";
     }
   }
@@ -214,7 +201,7 @@ DatasetPlan plan_dataset(const Fingerprint& f, const PlanOptions& options) {
   for (int a = 0; a < 3; ++a) {  // D, H, W <- spacing z, y, x
     std::vector<double> sizes;
     for (const CaseFingerprint& c : f.cases) sizes.push_back(double(c.size[a]) * c.spacing[2 - a] / p.spacing[2 - a]);
-    p.median_shape[a] = f.dims == 2 && a == 0 ? 1 : std::max<int64_t>(1, std::llround(quantile(sizes, 0.5)));
+    p.median_shape[a] = f.dims == 2 && a == 0 ? 1 : std::max<int64_t>(1, std::llround(percentile(sizes, 50)));
   }
   for (int64_t ch = 0; ch < f.channels; ++ch) {
     const std::string name = ch < int64_t(f.channel_names.size()) ? f.channel_names[ch] : "";

@@ -10,16 +10,6 @@ namespace {
 
 constexpr double kEps = 1e-8;
 
-double percentile(std::vector<float> v, double q) {  // linear between order statistics, as numpy
-  const double pos = q / 100 * (v.size() - 1);
-  const size_t i = static_cast<size_t>(std::floor(pos));
-  std::nth_element(v.begin(), v.begin() + i, v.end());
-  const double a = v[i];
-  if (i + 1 >= v.size()) return a;
-  const double b = *std::min_element(v.begin() + i + 1, v.end());
-  return a + (pos - i) * (b - a);
-}
-
 }  // namespace
 
 NormScheme parse_norm_scheme(const std::string& name) { return choose(kNormSchemes, name, "normalization"); }

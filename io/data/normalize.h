@@ -16,6 +16,8 @@
 // model as JSON, says everything.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -48,6 +50,18 @@ struct ChannelNorm {
 struct NormalizationStats {
   std::vector<ChannelNorm> channels;  // one per image channel
 };
+
+// The q-th percentile (q in 0..100), linear between order statistics as numpy's default.
+template <class T>
+double percentile(std::vector<T> v, double q) {
+  const double pos = q / 100 * double(v.size() - 1);
+  const size_t i = static_cast<size_t>(std::floor(pos));
+  std::nth_element(v.begin(), v.begin() + i, v.end());
+  const double a = v[i];
+  if (i + 1 >= v.size()) return a;
+  const double b = *std::min_element(v.begin() + i + 1, v.end());
+  return a + (pos - double(i)) * (b - a);
+}
 
 nlohmann::json to_json(const NormalizationStats& s);
 NormalizationStats normalization_from_json(const nlohmann::json& j);  // throws std::invalid_argument
