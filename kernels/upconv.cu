@@ -1,7 +1,7 @@
 // CUDA up-convolution (upconv.h): per sample, P = W^T X (all Co x taps outputs
 // of every input position) by one cuBLAS GEMM, then a scatter into the output;
 // backward gathers dy into that layout and runs the two GEMMs of dw and dx.
-// The output positions are upconv_output_offset's, the CPU's.
+// The output positions are window_offset's, the CPU's.
 #include <cublas_v2.h>
 
 #include "kernels/base/cuda_check.h"
@@ -21,12 +21,21 @@ void bind(cublasHandle_t handle, cudaStream_t stream) {
 }
 
 struct Geometry {
-  int64_t ci, co, d, h, w, zs;
-  __host__ __device__ int64_t taps() const { return zs * 4; }
+  int64_t ci, co, d, h, w;
+  PoolWindow win;
+  __host__ __device__ int64_t taps() const { return win.taps(); }
   __host__ __device__ int64_t in_plane() const { return d * h * w; }
 };
 
-Geometry geometry(const Shape& in, int64_t co) { return {in.c, co, in.d, in.h, in.w, in.dims == 3 ? 2 : 1}; }
+Geometry geometry(const Shape& in, int64_t co, PoolWindow win) {
+  return {in.c, co, in.d, in.h, in.w, window_for(in, win)};
+}
+
+// Where product element (tap, pos) goes in an output channel plane.
+__device__ int64_t output_offset(const Geometry& g, int tap, int64_t pos) {
+  const int64_t z = pos / (g.h * g.w), y = pos / g.w % g.h, x = pos % g.w;
+  return window_offset(z, y, x, tap, g.win, g.win.h * g.h, g.win.w * g.w);
+}
 
 cudaDataType_t cuda_type(DType t) { return t == DType::f32 ? CUDA_R_32F : t == DType::bf16 ? CUDA_R_16BF : CUDA_R_16F; }
 
@@ -47,15 +56,14 @@ void gemm(cublasHandle_t h, bool ta, bool tb, int64_t m, int64_t n, int64_t k, f
                                  CUBLAS_GEMM_DEFAULT));
 }
 
-// product[(co * taps + tap) * plane + pos] <-> y[co, upconv_output_offset(pos, tap)]
+// product[(co * taps + tap) * plane + pos] <-> y[co, window_offset(pos, tap)]
 template <class T>
 __global__ void scatter_kernel(const float* product, const float* bias, T* y, Geometry g, int64_t total) {
   const int64_t plane = g.in_plane(), out_plane = plane * g.taps();
   UNET_GRID_LOOP(i, total) {
     const int64_t row = i / plane, pos = i % plane, co = row / g.taps();
     const int tap = int(row % g.taps());
-    const int64_t z = pos / (g.h * g.w), yy = pos / g.w % g.h, x = pos % g.w;
-    store(y + co * out_plane + upconv_output_offset(z, yy, x, tap, g.h, g.w, g.zs), product[i] + (bias ? bias[co] : 0.f));
+    store(y + co * out_plane + output_offset(g, tap, pos), product[i] + (bias ? bias[co] : 0.f));
   }
 }
 
@@ -65,22 +73,21 @@ __global__ void gather_kernel(const T* dy, T* product, Geometry g, int64_t total
   UNET_GRID_LOOP(i, total) {
     const int64_t row = i / plane, pos = i % plane, co = row / g.taps();
     const int tap = int(row % g.taps());
-    const int64_t z = pos / (g.h * g.w), yy = pos / g.w % g.h, x = pos % g.w;
-    product[i] = dy[co * out_plane + upconv_output_offset(z, yy, x, tap, g.h, g.w, g.zs)];
+    product[i] = dy[co * out_plane + output_offset(g, tap, pos)];
   }
 }
 
 }  // namespace
 
-int64_t upconv_workspace_floats_cuda(const Shape& in, int64_t out_channels) {
-  const Geometry g = geometry(in, out_channels);
+int64_t upconv_workspace_floats_cuda(const Shape& in, int64_t out_channels, PoolWindow win) {
+  const Geometry g = geometry(in, out_channels, win);
   return g.co * g.taps() * g.in_plane();
 }
 
 void upconv_forward_cuda(cublasContext* handle, const Tensor& x, const void* w, const float* bias, const Tensor& y,
-                         float* workspace, Stream stream) {
-  const Geometry g = geometry(x.shape, y.shape.c);
-  expect_shape("upconv_forward_cuda", "y", y.shape, upconv_output_shape(x.shape, y.shape.c));
+                         float* workspace, Stream stream, PoolWindow win) {
+  const Geometry g = geometry(x.shape, y.shape.c, win);
+  expect_shape("upconv_forward_cuda", "y", y.shape, upconv_output_shape(x.shape, y.shape.c, win));
   expect_dtype("upconv_forward_cuda", "y", y, x.dtype);
   bind(handle, stream);
   const int64_t kdim = g.co * g.taps(), plane = g.in_plane(), total = kdim * plane;
@@ -96,9 +103,10 @@ void upconv_forward_cuda(cublasContext* handle, const Tensor& x, const void* w, 
 }
 
 void upconv_backward_cuda(cublasContext* handle, const Tensor& x, const void* w, const Tensor& dy, const Tensor& dx,
-                          float* dw, float* dbias, GradMode mode, float* workspace, Stream stream) {
-  const Geometry g = geometry(x.shape, dy.shape.c);
-  expect_shape("upconv_backward_cuda", "dy", dy.shape, upconv_output_shape(x.shape, dy.shape.c));
+                          float* dw, float* dbias, GradMode mode, float* workspace, Stream stream,
+                          PoolWindow win) {
+  const Geometry g = geometry(x.shape, dy.shape.c, win);
+  expect_shape("upconv_backward_cuda", "dy", dy.shape, upconv_output_shape(x.shape, dy.shape.c, win));
   expect_dtype("upconv_backward_cuda", "dy", dy, x.dtype);
   if (dx.data) expect_dtype("upconv_backward_cuda", "dx", dx, x.dtype);
   bind(handle, stream);

@@ -1,9 +1,11 @@
-// Up-convolution: the 2 x 2 (x 2) transposed convolution of stride 2 with bias
-// that doubles the resolution on a U-Net's decoder path. Weights are
-// [Ci, Co, kd, 2, 2] (kd = 2 in 3D, 1 in 2D), PyTorch's ConvTranspose layout.
-// Windows do not overlap, so every output element has exactly one tap:
-//   y[co, 2z+a, 2y+b, 2x+c] = bias[co] + sum_ci x[ci, z, y, x] * w[ci, co, a, b, c]
-// (z doubles in 3D only). The CPU version is one GEMM per chunk of input rows
+// Up-convolution: the transposed convolution with bias whose kernel and stride
+// are a pooling window (pool_window.h: 2 x 2 x 2, or 1 along an axis the level
+// did not pool) that undoes a level's max-pool on a U-Net's decoder path.
+// Weights are [Ci, Co, kd, kh, kw] (2D: [Ci, Co, kh, kw]), PyTorch's
+// ConvTranspose layout. Windows do not overlap, so every output element has
+// exactly one tap:
+//   y[co, kd z+a, kh y+b, kw x+c] = bias[co] + sum_ci x[ci, z, y, x] * w[ci, co, a, b, c]
+// The CPU version is one GEMM per chunk of input rows
 // (W^T x X: all Co * taps outputs of each input position) and a scatter; the
 // workspace holds that product (upconv_workspace_floats).
 //
@@ -16,28 +18,24 @@
 
 #include "kernels/base/tensor.h"
 #include "kernels/base/common.h"
+#include "kernels/pool_window.h"
 
 namespace unet {
 
-Shape upconv_output_shape(const Shape& in, int64_t out_channels);
-int64_t upconv_workspace_floats(const Shape& in, int64_t out_channels);
-int64_t upconv_macs(const Shape& in, int64_t out_channels);  // forward; backward is twice this
-// Weights of a 2x2 (2D) or 2x2x2 (3D) up-convolution, stride 2.
-inline int64_t upconv_weight_count(int dims, int64_t in_channels, int64_t out_channels) {
-  return in_channels * out_channels * (dims == 3 ? 8 : 4);
+// The output of an input `in`: every axis times the window's.
+Shape upconv_output_shape(const Shape& in, int64_t out_channels, PoolWindow win = {});
+int64_t upconv_workspace_floats(const Shape& in, int64_t out_channels, PoolWindow win = {});
+int64_t upconv_macs(const Shape& in, int64_t out_channels, PoolWindow win = {});  // forward; backward is twice this
+inline int64_t upconv_weight_count(const Shape& in, int64_t out_channels, PoolWindow win = {}) {
+  return in.c * out_channels * window_for(in, win).taps();
 }
 
-void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, float* workspace);
+// Tap t of input position (z, y, x) lands at window_offset(z, y, x, t, win, H, W)
+// of its output channel plane (H, W: the output's height and width).
+void upconv_forward(const Tensor& x, const float* w, const float* bias, const Tensor& y, float* workspace,
+                    PoolWindow win = {});
 void upconv_backward(const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw, float* dbias,
-                     GradMode mode, float* workspace);
-
-// Where input position (z, y, x) of an h x w plane sends tap t = (a * 2 + b) * 2 + c
-// within an output channel plane (zs: 2 in 3D, 1 in 2D). Shared by the CPU scatter
-// and the CUDA kernels.
-UNET_HD int64_t upconv_output_offset(int64_t z, int64_t y, int64_t x, int tap, int64_t h, int64_t w, int64_t zs) {
-  const int64_t a = tap / 4, b = (tap / 2) % 2, c = tap % 2;
-  return ((zs * z + a) * 2 * h + 2 * y + b) * 2 * w + 2 * x + c;
-}
+                     GradMode mode, float* workspace, PoolWindow win = {});
 
 #ifdef UNET_CUDA
 }  // namespace unet
@@ -48,11 +46,12 @@ namespace unet {
 // x, y, dy, dx and w share one element type: fp32, or under mixed precision
 // bf16 or fp16 (w then the 16-bit copy of the weights; the GEMMs accumulate in
 // fp32); bias, dw and dbias are fp32.
-int64_t upconv_workspace_floats_cuda(const Shape& in, int64_t out_channels);
+int64_t upconv_workspace_floats_cuda(const Shape& in, int64_t out_channels, PoolWindow win = {});
 void upconv_forward_cuda(cublasContext* handle, const Tensor& x, const void* w, const float* bias, const Tensor& y,
-                         float* workspace, Stream stream);
+                         float* workspace, Stream stream, PoolWindow win = {});
 void upconv_backward_cuda(cublasContext* handle, const Tensor& x, const void* w, const Tensor& dy, const Tensor& dx,
-                          float* dw, float* dbias, GradMode mode, float* workspace, Stream stream);
+                          float* dw, float* dbias, GradMode mode, float* workspace, Stream stream,
+                          PoolWindow win = {});
 #endif
 
 }  // namespace unet

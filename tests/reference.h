@@ -68,27 +68,29 @@ struct ConvRef {
 // Direct definition: f(output index, input index, weight index) for every
 // output element's single tap and every input channel.
 template <class F>
-void upconv_each_tap(const Shape& in, int64_t co, F f) {
-  const Shape out = upconv_output_shape(in, co);
-  const int64_t zs = in.dims == 3 ? 2 : 1, taps = zs * 4;
+void upconv_each_tap(const Shape& in, int64_t co, F f, PoolWindow window = {}) {
+  const Shape out = upconv_output_shape(in, co, window);
+  const PoolWindow win = window_for(in, window);
   for (int64_t n = 0; n < out.n; ++n)
     for (int64_t o = 0; o < co; ++o)
       for (int64_t z = 0; z < out.d; ++z)
         for (int64_t yy = 0; yy < out.h; ++yy)
           for (int64_t xx = 0; xx < out.w; ++xx) {
-            const int64_t tap = ((z % zs) * 2 + yy % 2) * 2 + xx % 2;
+            const int64_t tap = ((z % win.d) * win.h + yy % win.h) * win.w + xx % win.w;
             for (int64_t i = 0; i < in.c; ++i)
               f((((n * co + o) * out.d + z) * out.h + yy) * out.w + xx,
-                (((n * in.c + i) * in.d + z / zs) * in.h + yy / 2) * in.w + xx / 2, (i * co + o) * taps + tap);
+                (((n * in.c + i) * in.d + z / win.d) * in.h + yy / win.h) * in.w + xx / win.w,
+                (i * co + o) * win.taps() + tap);
           }
 }
 
-inline std::vector<double> upconv_reference(const Shape& in, int64_t co, const std::vector<float>& x, const std::vector<float>& w,
-                              const std::vector<float>& b) {
-  const Shape out = upconv_output_shape(in, co);
+inline std::vector<double> upconv_reference(const Shape& in, int64_t co, const std::vector<float>& x,
+                                            const std::vector<float>& w, const std::vector<float>& b,
+                                            PoolWindow window = {}) {
+  const Shape out = upconv_output_shape(in, co, window);
   std::vector<double> y(out.count());
   for (int64_t i = 0; i < out.count(); ++i) y[i] = b[(i / out.spatial()) % co];
-  upconv_each_tap(in, co, [&](int64_t yo, int64_t xo, int64_t wo) { y[yo] += double(x[xo]) * w[wo]; });
+  upconv_each_tap(in, co, [&](int64_t yo, int64_t xo, int64_t wo) { y[yo] += double(x[xo]) * w[wo]; }, window);
   return y;
 }
 

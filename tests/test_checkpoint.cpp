@@ -50,6 +50,27 @@ TEST(Checkpoint, WeightsRoundTripWithConfigAndMetadata) {
   EXPECT_NE(f.find("enc0.conv0.norm.running_var"), nullptr);
 }
 
+// A model's pooling windows and filter cap ride in its configuration; files
+// without them read as isotropic and uncapped, a malformed one is named.
+TEST(Checkpoint, PoolingAndFilterCapRoundTrip) {
+  UNetConfig c = small_config();
+  c.pooling = {{1, 2, 2}, {2, 2, 2}};
+  c.max_filters = 6;
+  const std::string json = config_to_json(c);
+  EXPECT_THAT(json, HasSubstr("\"pooling\":\"2x2x1,2x2x2\""));
+  EXPECT_EQ(config_to_json(config_from_json(json, "w.safetensors")), json);
+  EXPECT_TRUE(config_from_json(config_to_json(small_config()), "w.safetensors").pooling.empty());
+  std::string broken = json;
+  broken.replace(broken.find("2x2x1,2x2x2"), 11, "2x2x1,2x2x3");
+  try {
+    config_from_json(broken, "w.safetensors");
+    FAIL() << "no error";
+  } catch (const FileError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("w.safetensors"));
+    EXPECT_THAT(e.what(), HasSubstr("pooling"));
+  }
+}
+
 // The layout is the published one: a second reader written from the spec (8-byte
 // little-endian length, JSON, raw data) finds every tensor where the header says.
 TEST(Checkpoint, FileLayoutFollowsTheSpec) {

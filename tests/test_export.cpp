@@ -1,6 +1,7 @@
 // Models that travel. For U-Nets of every kind (2D and 3D, "same" and "valid",
 // no norm, batch norm with running statistics, instance norm, ReLU and
-// LeakyReLU, sigmoid and softmax heads) with every parameter randomized:
+// LeakyReLU, sigmoid and softmax heads, anisotropic pooling, capped filters)
+// with every parameter randomized:
 //   - `unet export --onnx` writes a graph that onnxruntime runs to our CPU
 //     forward's logits and probabilities (tests/data/check_onnx.py), at a
 //     second input size too where the graph's dimensions are named;
@@ -60,6 +61,10 @@ std::vector<ExportCase> cases() {
   c = UNetConfig{};
   c.dims = 3, c.depth = 1, c.start_filters = 2, c.padding = Padding::valid, c.seed = 6;
   out.push_back({"3d_valid_nonorm", c, {18, 18, 20}, {}, 1});
+  c = UNetConfig{};
+  c.dims = 3, c.depth = 2, c.start_filters = 2, c.norm = NormChoice::instance, c.seed = 7;
+  c.pooling = {{1, 2, 2}, {2, 2, 2}}, c.max_filters = 3;  // thick slices; a cap on the filters
+  out.push_back({"3d_anisotropic_capped", c, {8, 12, 2}, {16, 8, 4}, 1});
   return out;
 }
 

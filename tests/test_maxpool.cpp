@@ -11,31 +11,37 @@ namespace {
 
 using test::random_vector;
 
-class MaxPoolGrad : public ::testing::TestWithParam<Shape> {};
+struct Case {
+  Shape in;
+  PoolWindow win = {};
+};
+
+class MaxPoolGrad : public ::testing::TestWithParam<Case> {};
 
 TEST_P(MaxPoolGrad, MatchesFiniteDifferences) {
-  const Shape in = GetParam();
-  const Shape out = maxpool_output_shape(in);
+  const Shape in = GetParam().in;
+  const PoolWindow win = window_for(in, GetParam().win);
+  const Shape out = maxpool_output_shape(in, win);
   auto x = random_vector(in.count(), 1);
   const auto r = random_vector(out.count(), 2);
   std::vector<float> y(out.count());
   std::vector<uint8_t> arg(out.count());
-  auto forward = [&] { maxpool_forward(Tensor(x.data(), in), Tensor(y.data(), out), arg.data()); };
+  auto forward = [&] { maxpool_forward(Tensor(x.data(), in), Tensor(y.data(), out), arg.data(), win); };
   forward();
   std::vector<float> dx(in.count(), 5.f);
-  maxpool_backward(Tensor(const_cast<float*>(r.data()), out), arg.data(), Tensor(dx.data(), in), GradMode::overwrite);
+  maxpool_backward(Tensor(const_cast<float*>(r.data()), out), arg.data(), Tensor(dx.data(), in), GradMode::overwrite,
+                   win);
 
   // Kink: an element within 2 steps of another element of its window (a near
   // tie) may change the winner when perturbed.
   const double window = 2 * 2e-2;
-  const int64_t zs = in.dims == 3 ? 2 : 1;
   auto near_kink = [&](int64_t i) {
     const int64_t xx = i % in.w, yy = (i / in.w) % in.h, z = (i / (in.w * in.h)) % in.d;
     const int64_t base = i - ((z * in.h + yy) * in.w + xx);
-    if (z / zs >= out.d || yy / 2 >= out.h || xx / 2 >= out.w) return false;  // dropped: gradient 0
-    for (int64_t a = z / zs * zs; a < z / zs * zs + zs; ++a)
-      for (int64_t b = yy / 2 * 2; b < yy / 2 * 2 + 2; ++b)
-        for (int64_t c = xx / 2 * 2; c < xx / 2 * 2 + 2; ++c) {
+    if (z / win.d >= out.d || yy / win.h >= out.h || xx / win.w >= out.w) return false;  // dropped: gradient 0
+    for (int64_t a = z / win.d * win.d; a < (z / win.d + 1) * win.d; ++a)
+      for (int64_t b = yy / win.h * win.h; b < (yy / win.h + 1) * win.h; ++b)
+        for (int64_t c = xx / win.w * win.w; c < (xx / win.w + 1) * win.w; ++c) {
           const int64_t j = base + (a * in.h + b) * in.w + c;
           if (j != i && std::fabs(x[j] - x[i]) < window) return true;
         }
@@ -47,8 +53,12 @@ TEST_P(MaxPoolGrad, MatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, MaxPoolGrad,
-                         ::testing::Values(shape2d(2, 3, 6, 8), shape2d(1, 2, 7, 5), shape2d(1, 1, 2, 2),
-                                           shape3d(2, 2, 4, 6, 4), shape3d(1, 3, 5, 3, 7)),
+                         ::testing::Values(Case{shape2d(2, 3, 6, 8)}, Case{shape2d(1, 2, 7, 5)},
+                                           Case{shape2d(1, 1, 2, 2)}, Case{shape3d(2, 2, 4, 6, 4)},
+                                           Case{shape3d(1, 3, 5, 3, 7)},
+                                           // Anisotropic windows (2x2x1, 2x1x2, 1x2x2; 2D 2x1), odd remainders.
+                                           Case{shape3d(2, 2, 3, 6, 5), {1, 2, 2}}, Case{shape3d(1, 2, 5, 3, 4), {2, 1, 2}},
+                                           Case{shape3d(1, 2, 4, 5, 3), {2, 2, 1}}, Case{shape2d(1, 3, 5, 7), {1, 1, 2}}),
                          [](const auto& info) { return "s" + std::to_string(info.index); });
 
 TEST(MaxPool, HandValuesAndArgmax2D) {
@@ -89,27 +99,45 @@ TEST(MaxPool, OddSizesDropTheRemainder) {
   EXPECT_THROW(maxpool_output_shape(shape2d(1, 1, 1, 8)), std::invalid_argument);
 }
 
+// A 2x2x1 window leaves the depth as it is: four elements, argmax in window_offset's order.
+TEST(MaxPool, AnisotropicWindowKeepsTheUnpooledAxis) {
+  EXPECT_EQ(maxpool_output_shape(shape3d(1, 1, 3, 4, 6), {1, 2, 2}), shape3d(1, 1, 3, 2, 3));
+  EXPECT_EQ(maxpool_output_shape(shape2d(1, 1, 4, 6), {2, 1, 2}), shape2d(1, 1, 4, 3));  // 2D: depth never pooled
+  std::vector<float> x{1, 7, 3, 2,   // z = 0: its 2x2 plane is one window
+                       8, 0, 4, 9};  // z = 1: another
+  std::vector<float> y(2);
+  std::vector<uint8_t> arg(2);
+  maxpool_forward(Tensor(x.data(), shape3d(1, 1, 2, 2, 2)), Tensor(y.data(), shape3d(1, 1, 2, 1, 1)), arg.data(),
+                  {1, 2, 2});
+  EXPECT_EQ(y, (std::vector<float>{7, 9}));
+  EXPECT_EQ(arg, (std::vector<uint8_t>{1, 3}));  // (y 0, x 1) and (y 1, x 1)
+}
+
 }  // namespace
 }  // namespace unet
 
 namespace unet {
 namespace {
 
-// pool_window_offset (the CUDA kernels' window order) names the element the
-// CPU forward chose: y equals x at the offset of its argmax, 2D and 3D, odd sizes.
+// window_offset (the CUDA kernels' window order) names the element the CPU
+// forward chose: y equals x at the offset of its argmax, 2D and 3D, odd sizes,
+// anisotropic windows.
 TEST(MaxPool, WindowOffsetNamesTheWinner) {
-  for (Shape in : {shape2d(2, 3, 7, 9), shape3d(1, 2, 5, 6, 7)}) {
-    const Shape out = maxpool_output_shape(in);
+  for (Case c : {Case{shape2d(2, 3, 7, 9)}, Case{shape3d(1, 2, 5, 6, 7)}, Case{shape3d(1, 2, 5, 6, 7), {1, 2, 2}},
+                 Case{shape3d(1, 2, 5, 6, 7), {2, 2, 1}}, Case{shape2d(1, 2, 5, 6), {1, 2, 1}}}) {
+    const Shape in = c.in;
+    const PoolWindow win = window_for(in, c.win);
+    const Shape out = maxpool_output_shape(in, win);
     auto x = random_vector(in.count(), 11);
     std::vector<float> y(out.count());
     std::vector<uint8_t> arg(out.count());
-    maxpool_forward(Tensor(x.data(), in), Tensor(y.data(), out), arg.data());
+    maxpool_forward(Tensor(x.data(), in), Tensor(y.data(), out), arg.data(), win);
     for (int64_t nc = 0; nc < in.n * in.c; ++nc)
       for (int64_t oz = 0; oz < out.d; ++oz)
         for (int64_t oy = 0; oy < out.h; ++oy)
           for (int64_t ox = 0; ox < out.w; ++ox) {
             const int64_t o = nc * out.spatial() + (oz * out.h + oy) * out.w + ox;
-            const int64_t at = pool_window_offset(oz, oy, ox, arg[o], in.dims, in.h, in.w);
+            const int64_t at = window_offset(oz, oy, ox, arg[o], win, in.h, in.w);
             ASSERT_EQ(y[o], x[nc * in.spatial() + at]) << in.str() << " output " << o;
           }
   }

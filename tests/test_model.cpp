@@ -41,6 +41,11 @@ UNetConfig tiny(int dims, int depth, NormChoice norm, int classes, Padding paddi
   return c;
 }
 
+UNetConfig pooled(UNetConfig c, std::vector<PoolWindow> pooling) {
+  c.pooling = std::move(pooling);
+  return c;
+}
+
 // The whole network, every parameter tensor: loss(params) by central differences
 // against backward(). The objective is voxels x loss so gradients are of order one
 // or more; one checker input per parameter tensor, so that a failure names the layer.
@@ -97,7 +102,56 @@ INSTANTIATE_TEST_SUITE_P(
                           LossKind::ce},
                       Net{"3d_instance_softmax", tiny(3, 1, NormChoice::instance, 3), shape3d(1, 2, 4, 6, 4),
                           LossKind::dice_ce},
-                      Net{"3d_plain_sigmoid", tiny(3, 2, NormChoice::none, 2), shape3d(2, 2, 4, 4, 8), LossKind::dice}));
+                      Net{"3d_plain_sigmoid", tiny(3, 2, NormChoice::none, 2), shape3d(2, 2, 4, 4, 8), LossKind::dice},
+                      // Anisotropic pooling: thin slices pooled 2x2x1 first, then 2x2x2.
+                      Net{"3d_anisotropic_instance", pooled(tiny(3, 2, NormChoice::instance, 3), {{1, 2, 2}, {2, 2, 2}}),
+                          shape3d(1, 2, 2, 8, 8), LossKind::dice_ce},
+                      Net{"2d_valid_anisotropic", pooled(tiny(2, 1, NormChoice::none, 2, Padding::valid), {{1, 2, 1}}),
+                          shape2d(1, 2, 18, 14), LossKind::bce}));
+
+// A window per level: the unpooled axis keeps its size down the net, the
+// up-convolution's weights follow the window, and the error for a size that
+// cannot pass names the axis's own divisor.
+TEST(Model, AnisotropicPoolingKeepsTheUnpooledAxis) {
+  UNetConfig c = pooled(tiny(3, 3, NormChoice::none, 2), {{1, 2, 2}, {1, 2, 2}, {2, 2, 2}});
+  UNet model(c);
+  model.plan(shape3d(1, 2, 6, 16, 24));
+  EXPECT_EQ(model.output_shape(), shape3d(1, 1, 6, 16, 24));
+  for (const UNet::Layer& L : model.layers()) {
+    if (L.name == "pool1") EXPECT_EQ(L.out.shape, shape3d(1, 4, 6, 4, 6));
+    if (L.name == "pool2") EXPECT_EQ(L.out.shape, shape3d(1, 8, 3, 2, 3));
+  }
+  const auto& table = model.param_table();
+  const auto up0 = std::find_if(table.begin(), table.end(), [](const ParamInfo& p) { return p.name == "up0.weight"; });
+  ASSERT_NE(up0, table.end());
+  EXPECT_EQ(up0->shape, (std::vector<int64_t>{4, 2, 1, 2, 2}));
+  try {
+    model.plan(shape3d(1, 2, 3, 16, 24));
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("depth 3"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("divide by 2 (its poolings)"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("2 or 4"));
+  }
+}
+
+TEST(Model, PoolingIsParsedAndChecked) {
+  EXPECT_EQ(parse_pooling("2x2x1,2x2x2", 3), (std::vector<PoolWindow>{{1, 2, 2}, {2, 2, 2}}));
+  EXPECT_EQ(parse_pooling("1x2", 2), (std::vector<PoolWindow>{{1, 2, 1}}));
+  EXPECT_EQ(pooling_text({{1, 2, 2}, {2, 2, 2}}, 3), "2x2x1,2x2x2");
+  for (const char* bad : {"2x2", "2x2x2x2", "2x2x", "a", "", "2x2x1,,2x2x2", "2x2x1;2x2x2"})
+    EXPECT_THROW(parse_pooling(bad, 3), std::invalid_argument) << bad;
+  UNetConfig c = tiny(3, 2, NormChoice::none, 2);
+  c.pooling = {{1, 2, 2}};
+  EXPECT_THROW(c.validate(), std::invalid_argument);  // one window for two levels
+  c.pooling = {{1, 2, 2}, {1, 1, 1}};
+  EXPECT_THROW(c.validate(), std::invalid_argument);  // a level that pools nothing
+  c.pooling = {{1, 2, 2}, {3, 2, 2}};
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+  c = tiny(2, 1, NormChoice::none, 2);
+  c.pooling = {{2, 2, 2}};
+  EXPECT_THROW(c.validate(), std::invalid_argument);  // a 2D net has no depth to pool
+}
 
 TEST(Model, DropoutIsPartOfTheGradient) {
   UNetConfig c = tiny(2, 2, NormChoice::none, 2);

@@ -69,10 +69,14 @@ TEST_F(PlanDataset, PlanWorkedOutByHand) {
   ASSERT_EQ(p.configurations.size(), 2u);
   const PlannedConfiguration& c3 = p.configurations[0];
   EXPECT_EQ(c3.name, "3d");
-  // The median shape fits; depth 16 -> 8 -> 4 is 2 poolings; a batch of 2 x
-  // 20,480 voxels is already above 5% of the dataset's 115,200.
+  // The median shape fits. Pooling: z at 2.2 mm is more than twice the
+  // in-plane 0.8, so the first level pools in-plane only (16 x 16 x 20 at
+  // 2.2 x 1.6 x 1.6 mm); then every axis twice (4 x 4 x 5), where none can
+  // pool again and stay >= 4. A batch of 2 x 20,480 voxels is already above 5%
+  // of the dataset's 115,200.
   EXPECT_EQ(c3.patch, (std::array<int64_t, 3>{16, 32, 40}));
-  EXPECT_EQ(c3.model.depth, 2);
+  EXPECT_EQ(c3.model.depth, 3);
+  EXPECT_EQ(pooling_text(c3.model.pooling, 3), "2x2x1,2x2x2,2x2x2");
   EXPECT_EQ(c3.batch, 2);
   EXPECT_EQ(c3.model.start_filters, 32);
   EXPECT_EQ(c3.model.max_filters, 320);
@@ -86,6 +90,7 @@ TEST_F(PlanDataset, PlanWorkedOutByHand) {
   EXPECT_EQ(c2.name, "2d");
   EXPECT_EQ(c2.patch, (std::array<int64_t, 3>{1, 32, 40}));
   EXPECT_EQ(c2.model.depth, 3);  // 40 -> 5 and 32 -> 4 after 3 poolings
+  EXPECT_EQ(pooling_text(c2.model.pooling, 2), "2x2,2x2,2x2");
   EXPECT_EQ(c2.model.max_filters, 512);
 }
 
@@ -121,6 +126,7 @@ TEST_F(PlanDataset, PlanFileReadBackAndRefusedWhenBroken) {
   EXPECT_EQ(c.configuration.patch, p.configurations[0].patch);
   EXPECT_EQ(c.configuration.batch, p.configurations[0].batch);
   EXPECT_EQ(c.configuration.model.depth, p.configurations[0].model.depth);
+  EXPECT_EQ(c.configuration.model.pooling, p.configurations[0].model.pooling);
   EXPECT_EQ(c.normalization.channels[0].scheme, NormScheme::ct);
   EXPECT_EQ(c.data_dims, 3);
   EXPECT_EQ(read_plan(path, "2d").configuration.model.dims, 2);
@@ -147,7 +153,8 @@ TEST_F(PlanDataset, PlanAndTrainThroughTheBinary) {
   EXPECT_NE(r.out.find("3d: --dims 3 --size 40x32x16"), std::string::npos) << r.out;
   const nlohmann::json j = test::load_json(plan);
   EXPECT_EQ(j["fingerprint"]["cases"].size(), 5u);
-  EXPECT_EQ(j["plan"]["configurations"]["3d"]["depth"], 2);
+  EXPECT_EQ(j["plan"]["configurations"]["3d"]["depth"], 3);
+  EXPECT_EQ(j["plan"]["configurations"]["3d"]["pooling"], "2x2x1,2x2x2,2x2x2");
 
   const std::string run = dir_ + "/run";
   const test::Result t = test::run_unet("train --plan " + test::quote(plan) + " --data " + test::quote(data()) +
@@ -155,7 +162,8 @@ TEST_F(PlanDataset, PlanAndTrainThroughTheBinary) {
                                         test::quote(run));
   ASSERT_EQ(t.status, 0) << t.out;
   const nlohmann::json config = test::load_json(run + "/run.json");
-  EXPECT_EQ(config["model"]["depth"], 2);
+  EXPECT_EQ(config["model"]["depth"], 3);
+  EXPECT_EQ(config["model"]["pooling"], "2x2x1,2x2x2,2x2x2");
   EXPECT_EQ(config["model"]["max_filters"], 320);
   EXPECT_EQ(config["model"]["norm"], "instance");
   EXPECT_EQ(config["normalization"]["channels"][0]["scheme"], "ct");

@@ -1,9 +1,10 @@
 """The unet.cu U-Net in PyTorch: the same layers, parameter names, initialization,
 loss and optimizer (engine/model/unet_config.h, engine/model/unet_model.cpp, kernels/loss.h).
 
-Level l has start_filters * 2^l channels; a convolution is conv -> [norm] -> act
-(no conv bias under a norm); encoder blocks are followed by a 2x2(x2) max-pool;
-decoder level l up-convolves (ConvTranspose 2x2(x2), stride 2) and concatenates
+Level l has start_filters * 2^l channels (at most max_filters); a convolution is
+conv -> [norm] -> act (no conv bias under a norm); encoder blocks are followed by
+a max-pool of the level's window (2x2(x2), or "pooling"'s); decoder level l
+up-convolves (ConvTranspose, kernel and stride that window) and concatenates
 [skip, up]; a 1x1 convolution makes the logits. Dropout (inverted) follows the
 deepest encoder block and the bottleneck. Parameter names are those of a
 unet.cu weights file ("enc0.conv0.weight", "up2.bias", "head.weight", ...), so
@@ -63,18 +64,29 @@ def centre_crop(x, like):
     return x[tuple(slices)]
 
 
+def pooling_windows(cfg):
+    """Each level's pooling window in PyTorch's axis order ([D,] H, W): the
+    configuration's "pooling" ("2x2x1,2x2x2": W x H [x D] per level), else 2s."""
+    dims, depth = cfg["dims"], cfg["depth"]
+    if "pooling" not in cfg:
+        return [(2,) * dims] * depth
+    return [tuple(int(v) for v in reversed(w.split("x"))) for w in cfg["pooling"].split(",")]
+
+
 class UNet(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
         dims, depth = cfg["dims"], cfg["depth"]
-        f = [cfg["start_filters"] << l for l in range(depth + 1)]
+        cap = cfg.get("max_filters", 0)
+        f = [min(cfg["start_filters"] << l, cap) if cap > 0 else cfg["start_filters"] << l for l in range(depth + 1)]
+        self.windows = pooling_windows(cfg)
         for l in range(depth):
             self.add_module(f"enc{l}", Block(cfg, cfg["in_channels"] if l == 0 else f[l - 1], f[l]))
         self.bottleneck = Block(cfg, f[depth - 1], f[depth])
         up = nn.ConvTranspose2d if dims == 2 else nn.ConvTranspose3d
         for l in reversed(range(depth)):
-            self.add_module(f"up{l}", up(f[l + 1], f[l], 2, stride=2))
+            self.add_module(f"up{l}", up(f[l + 1], f[l], self.windows[l], stride=self.windows[l]))
             self.add_module(f"dec{l}", Block(cfg, 2 * f[l], f[l]))
         out = 1 if cfg["head"] == "sigmoid" else cfg["classes"]
         self.head = (nn.Conv2d if dims == 2 else nn.Conv3d)(f[0], out, 1)
@@ -104,7 +116,7 @@ class UNet(nn.Module):
             if l == depth - 1:
                 x = self.dropout(x)
             skips.append(x)
-            x = self.pool(x, 2)
+            x = self.pool(x, self.windows[l])
         x = self.dropout(self.bottleneck(x))
         for l in reversed(range(depth)):
             up = getattr(self, f"up{l}")(x)

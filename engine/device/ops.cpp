@@ -27,14 +27,15 @@ void bias_act_backward(Backend& be, const Tensor& y, const Tensor& dy, float* db
   unet::bias_act_backward(y, dy, dbias, act);
 }
 
-void maxpool_forward(Backend& be, const Tensor& x, const Tensor& y, uint8_t* argmax) {
-  UNET_ON_DEVICE(be, maxpool_forward_cuda(x, y, argmax, stream))
-  unet::maxpool_forward(x, y, argmax);
+void maxpool_forward(Backend& be, const Tensor& x, const Tensor& y, uint8_t* argmax, PoolWindow win) {
+  UNET_ON_DEVICE(be, maxpool_forward_cuda(x, y, argmax, stream, win))
+  unet::maxpool_forward(x, y, argmax, win);
 }
 
-void maxpool_backward(Backend& be, const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode) {
-  UNET_ON_DEVICE(be, maxpool_backward_cuda(dy, argmax, dx, mode, stream))
-  unet::maxpool_backward(dy, argmax, dx, mode);
+void maxpool_backward(Backend& be, const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode,
+                      PoolWindow win) {
+  UNET_ON_DEVICE(be, maxpool_backward_cuda(dy, argmax, dx, mode, stream, win))
+  unet::maxpool_backward(dy, argmax, dx, mode, win);
 }
 
 void crop_forward(Backend& be, const Tensor& x, const Tensor& y) {

@@ -20,6 +20,7 @@
 #include "kernels/loss.h"
 #include "kernels/norm.h"
 #include "kernels/optimizer.h"
+#include "kernels/pool_window.h"
 
 namespace unet::ops {
 
@@ -27,8 +28,9 @@ namespace unet::ops {
 void convert(Backend& be, const Tensor& src, const Tensor& dst);
 void bias_act_forward(Backend& be, const Tensor& y, const float* bias, ActivationSpec act);
 void bias_act_backward(Backend& be, const Tensor& y, const Tensor& dy, float* dbias, ActivationSpec act);
-void maxpool_forward(Backend& be, const Tensor& x, const Tensor& y, uint8_t* argmax);
-void maxpool_backward(Backend& be, const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode);
+void maxpool_forward(Backend& be, const Tensor& x, const Tensor& y, uint8_t* argmax, PoolWindow win);
+void maxpool_backward(Backend& be, const Tensor& dy, const uint8_t* argmax, const Tensor& dx, GradMode mode,
+                      PoolWindow win);
 void crop_forward(Backend& be, const Tensor& x, const Tensor& y);
 void crop_backward(Backend& be, const Tensor& dy, const Tensor& dx, GradMode mode);
 void dropout_forward(Backend& be, const Tensor& x, const Tensor& y, const DropoutSpec& spec);
@@ -50,10 +52,11 @@ void conv_bias_act_forward(Backend& be, int plan, const Tensor& x, const float* 
 void conv_backward(Backend& be, int plan, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx,
                    float* dw, float* dbias, GradMode mode, void* workspace);
 
-int64_t upconv_workspace_bytes(Backend& be, const Shape& in, int64_t out_channels);
-void upconv_forward(Backend& be, const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace);
+int64_t upconv_workspace_bytes(Backend& be, const Shape& in, int64_t out_channels, PoolWindow win);
+void upconv_forward(Backend& be, const Tensor& x, const float* w, const float* bias, const Tensor& y, void* workspace,
+                    PoolWindow win);
 void upconv_backward(Backend& be, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
-                     float* dbias, GradMode mode, void* workspace);
+                     float* dbias, GradMode mode, void* workspace, PoolWindow win);
 
 // Synchronized batch norm (a non-null reducer) is the CPU's alone.
 void norm_forward_train(Backend& be, const Tensor& x, const Tensor& y, const float* gamma, const float* beta,

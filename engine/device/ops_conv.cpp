@@ -37,16 +37,17 @@ Operands operands(Backend& be, const float* w, int64_t count, void* workspace) {
 }
 
 // The up-convolution's product, in the workspace ahead of its weights' copy.
-int64_t upconv_product_bytes(const Shape& in, int64_t out_channels) {
-  return aligned(upconv_workspace_floats_cuda(in, out_channels) * int64_t(sizeof(float)));
+int64_t upconv_product_bytes(const Shape& in, int64_t out_channels, PoolWindow win) {
+  return aligned(upconv_workspace_floats_cuda(in, out_channels, win) * int64_t(sizeof(float)));
 }
 
 // The up-convolution's weights in the activations' type (after its product in the workspace).
-const void* upconv_weights(Backend& be, const Shape& in, int64_t co, const float* w, void* workspace) {
+const void* upconv_weights(Backend& be, const Shape& in, int64_t co, const float* w, void* workspace,
+                           PoolWindow win) {
   const DType type = be.activation_type();
   if (type == DType::f32) return w;
-  char* copy = static_cast<char*>(workspace) + upconv_product_bytes(in, co);
-  convert_cuda(w, DType::f32, copy, type, upconv_weight_count(in.dims, in.c, co), GradMode::overwrite, be.stream());
+  char* copy = static_cast<char*>(workspace) + upconv_product_bytes(in, co, win);
+  convert_cuda(w, DType::f32, copy, type, upconv_weight_count(in, co, win), GradMode::overwrite, be.stream());
   return copy;
 }
 #endif
@@ -116,27 +117,27 @@ void conv_backward(Backend& be, int plan, const Tensor& x, const float* w, const
   unet::conv_backward(x, w, dy, dx, dw, dbias, p.spec, mode, static_cast<float*>(workspace));
 }
 
-int64_t upconv_workspace_bytes(Backend& be, const Shape& in, int64_t out_channels) {
+int64_t upconv_workspace_bytes(Backend& be, const Shape& in, int64_t out_channels, PoolWindow win) {
 #ifdef UNET_CUDA
   if (be.is_cuda())
-    return upconv_product_bytes(in, out_channels) +
-           half_bytes(be.activation_type(), upconv_weight_count(in.dims, in.c, out_channels));
+    return upconv_product_bytes(in, out_channels, win) +
+           half_bytes(be.activation_type(), upconv_weight_count(in, out_channels, win));
 #endif
-  return upconv_workspace_floats(in, out_channels) * int64_t(sizeof(float));
+  return upconv_workspace_floats(in, out_channels, win) * int64_t(sizeof(float));
 }
 
 void upconv_forward(Backend& be, const Tensor& x, const float* w, const float* bias, const Tensor& y,
-                    void* workspace) {
-  UNET_ON_DEVICE(be, upconv_forward_cuda(be.cublas(), x, upconv_weights(be, x.shape, y.shape.c, w, workspace), bias,
-                                         y, static_cast<float*>(workspace), stream))
-  unet::upconv_forward(x, w, bias, y, static_cast<float*>(workspace));
+                    void* workspace, PoolWindow win) {
+  UNET_ON_DEVICE(be, upconv_forward_cuda(be.cublas(), x, upconv_weights(be, x.shape, y.shape.c, w, workspace, win),
+                                         bias, y, static_cast<float*>(workspace), stream, win))
+  unet::upconv_forward(x, w, bias, y, static_cast<float*>(workspace), win);
 }
 
 void upconv_backward(Backend& be, const Tensor& x, const float* w, const Tensor& dy, const Tensor& dx, float* dw,
-                     float* dbias, GradMode mode, void* workspace) {
-  UNET_ON_DEVICE(be, upconv_backward_cuda(be.cublas(), x, upconv_weights(be, x.shape, dy.shape.c, w, workspace), dy,
-                                          dx, dw, dbias, mode, static_cast<float*>(workspace), stream))
-  unet::upconv_backward(x, w, dy, dx, dw, dbias, mode, static_cast<float*>(workspace));
+                     float* dbias, GradMode mode, void* workspace, PoolWindow win) {
+  UNET_ON_DEVICE(be, upconv_backward_cuda(be.cublas(), x, upconv_weights(be, x.shape, dy.shape.c, w, workspace, win),
+                                          dy, dx, dw, dbias, mode, static_cast<float*>(workspace), stream, win))
+  unet::upconv_backward(x, w, dy, dx, dw, dbias, mode, static_cast<float*>(workspace), win);
 }
 
 }  // namespace unet::ops

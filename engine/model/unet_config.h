@@ -3,8 +3,9 @@
 //
 // Level l (0 = full resolution) has start_filters * 2^l channels. Encoder
 // levels 0..depth-1 are each a block of convs_per_level convolutions followed
-// by a 2x2(x2) max-pool; the bottleneck is the block at level `depth`; decoder
-// level l up-convolves level l+1 to level l's channels, concatenates the
+// by a max-pool (2x2x2, 2x2 in 2D, or the level's own window: `pooling`); the
+// bottleneck is the block at level `depth`; decoder level l up-convolves level
+// l+1 (by the same window) to level l's channels, concatenates the
 // encoder's level-l output (skip first, then the up path) and runs a block; a
 // 1x1 convolution makes the logits. A convolution is conv -> [norm] -> act;
 // with a norm the convolution has no bias (the norm's beta takes its place).
@@ -13,12 +14,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "kernels/base/choice.h"
 #include "kernels/activation.h"
 #include "kernels/conv.h"
 #include "kernels/loss.h"
 #include "kernels/norm.h"
+#include "kernels/pool_window.h"
 
 namespace unet {
 
@@ -43,6 +46,9 @@ struct UNetConfig {
   int depth = 4;                // number of poolings
   int start_filters = 64;
   int max_filters = 0;          // a cap on any level's filters (nnU-Net's 320 in 3D, 512 in 2D); 0: none
+  // Per level, its pooling window; empty: 2 along every axis. nnU-Net's
+  // anisotropic plans leave a short or coarse axis unpooled (2x2x1).
+  std::vector<PoolWindow> pooling;
   int convs_per_level = 2;
   int kernel = 3;
   NormChoice norm = NormChoice::none;
@@ -59,12 +65,22 @@ struct UNetConfig {
     return max_filters > 0 ? std::min<int64_t>(f, max_filters) : f;
   }
   int64_t out_channels() const { return head_channels(head, classes); }
+  PoolWindow window(int level) const {
+    return pooling.empty() ? PoolWindow{dims == 3 ? 2 : 1, 2, 2} : pooling[static_cast<size_t>(level)];
+  }
   // The norm layers' kind and constants (PyTorch's defaults: eps 1e-5, momentum 0.1).
   NormSpec norm_spec() const { return {norm == NormChoice::instance ? NormKind::instance : NormKind::batch, 1e-5f, 0.1f}; }
   // Throws std::invalid_argument naming the field, the value and what is allowed.
   void validate() const;
   std::string str() const;  // one line, for logs and summaries
 };
+
+// A window as --size writes a size: W x H (2D) or W x H x D, e.g. "2x2x1".
+std::string window_text(PoolWindow w, int dims);
+// "2x2x1,2x2x2,..." (one window per level) <-> pooling; throws
+// std::invalid_argument naming the text and what is expected.
+std::string pooling_text(const std::vector<PoolWindow>& pooling, int dims);
+std::vector<PoolWindow> parse_pooling(const std::string& text, int dims);
 
 // The usual head for a number of classes: sigmoid for two, softmax beyond.
 inline Head default_head(int classes) { return classes == 2 ? Head::sigmoid : Head::softmax; }

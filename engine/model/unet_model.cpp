@@ -19,6 +19,12 @@ std::vector<int64_t> kernel_shape(int64_t a, int64_t b, int64_t k, int dims) {
   return s;
 }
 
+// An up-convolution's: {ci, co, [kd,] kh, kw}, its window.
+std::vector<int64_t> window_shape(int64_t ci, int64_t co, PoolWindow w, int dims) {
+  if (dims == 3) return {ci, co, w.d, w.h, w.w};
+  return {ci, co, w.h, w.w};
+}
+
 }  // namespace
 
 UNet::Slot UNet::Slot::channels(int64_t c0, int64_t count) const {
@@ -75,7 +81,7 @@ UNet::UNet(const UNetConfig& config) : backend_(cpu_backend()), config_(config) 
     const int64_t f = config_.filters(l);
     levels_[l].enc = add_block("enc" + n, l, l == 0 ? config_.in_channels : config_.filters(l - 1), f);
     levels_[l].pool = static_cast<int>(layers_.size());
-    add_layer(LayerKind::pool, "pool" + n, l, f, f);
+    add_layer(LayerKind::pool, "pool" + n, l, f, f).window = config_.window(l);
   }
   bottleneck_ = add_block("bottleneck", depth, config_.filters(depth - 1), config_.filters(depth));
   for (int l = depth - 1; l >= 0; --l) {
@@ -84,7 +90,8 @@ UNet::UNet(const UNetConfig& config) : backend_(cpu_backend()), config_(config) 
     const int64_t ci = config_.filters(l + 1), co = config_.filters(l);
     V.up = static_cast<int>(layers_.size());
     Layer& up = add_layer(LayerKind::upconv, "up" + n, l, ci, co);
-    up.w = add_param(up.name + ".weight", kernel_shape(ci, co, 2, dims));
+    up.window = config_.window(l);
+    up.w = add_param(up.name + ".weight", window_shape(ci, co, up.window, dims));
     up.b = add_param(up.name + ".bias", {co});
     V.cat = static_cast<int>(layers_.size());
     // "valid" convolutions leave the encoder's output larger than the up path's.
@@ -266,14 +273,14 @@ void UNet::forward_ops(bool training) {
     block_forward(levels_[l].enc, training);
     if (drop && l == depth - 1) dropout(pool.in, 0, false);
     if (cat.crop) ops::crop_forward(*backend_, view(cat.in), view(cat.out.channels(0, config_.filters(l))));
-    ops::maxpool_forward(*backend_, view(pool.in), view(pool.out), argmax() + pool.argmax);
+    ops::maxpool_forward(*backend_, view(pool.in), view(pool.out), argmax() + pool.argmax, pool.window);
   }
   block_forward(bottleneck_, training);
   if (drop) dropout(block_out(bottleneck_), 1, false);
   void* ws = workspace_.get();
   for (int l = depth - 1; l >= 0; --l) {
     const Layer& up = layers_[levels_[l].up];
-    ops::upconv_forward(*backend_, view(up.in), p_ + up.w, p_ + up.b, view(up.out), ws);
+    ops::upconv_forward(*backend_, view(up.in), p_ + up.w, p_ + up.b, view(up.out), ws, up.window);
     block_forward(levels_[l].dec, training);
   }
   const Layer& head = layers_[head_];
@@ -333,7 +340,7 @@ void UNet::backward_ops() {
     cur = other_scratch(V.dcat, up.in.shape);
     const int64_t f = config_.filters(l);
     ops::upconv_backward(*backend_, view(up.in), p_ + up.w, view(V.dcat.channels(f, f)), view(cur), g_ + up.w,
-                         g_ + up.b, GradMode::overwrite, ws);
+                         g_ + up.b, GradMode::overwrite, ws, up.window);
     if (parallel_.grads_ready) parallel_.grads_ready(up.w);
   }
   const bool drop = config_.dropout > 0.f;
@@ -348,7 +355,8 @@ void UNet::backward_ops() {
       dout = other_scratch(dpooled, cat.in.shape);
       ops::crop_backward(*backend_, view(skip), view(dout), GradMode::overwrite);
     }
-    ops::maxpool_backward(*backend_, view(dpooled), argmax() + pool.argmax, view(dout), GradMode::accumulate);
+    ops::maxpool_backward(*backend_, view(dpooled), argmax() + pool.argmax, view(dout), GradMode::accumulate,
+                          pool.window);
     if (drop && l == depth - 1) dropout(dout, 0, true);
     dpooled = block_backward(V.enc, dout, nullptr, l > 0);
   }
@@ -368,10 +376,11 @@ std::vector<LayerInfo> UNet::summary() const {
         rows.push_back({L.name, "conv 1x1 (logits)", L.out.shape, L.params, double(conv_macs(L.in.shape, L.co, L.spec))});
         break;
       case LayerKind::pool:
-        rows.push_back({L.name, "max-pool", L.out.shape, 0, 0});
+        rows.push_back({L.name, "max-pool " + window_text(L.window, config_.dims), L.out.shape, 0, 0});
         break;
       case LayerKind::upconv:
-        rows.push_back({L.name, "up-conv 2x2", L.out.shape, L.params, double(upconv_macs(L.in.shape, L.co))});
+        rows.push_back({L.name, "up-conv " + window_text(L.window, config_.dims), L.out.shape, L.params,
+                        double(upconv_macs(L.in.shape, L.co, L.window))});
         break;
       case LayerKind::concat:
         rows.push_back({L.name, L.crop ? "crop+concat" : "concat (zero-copy)", L.out.shape, 0, 0});

@@ -156,6 +156,7 @@ class UNet {
     int64_t ci = 0, co = 0;  // channels in and out
     ConvSpec spec;           // conv, head
     bool crop = false;       // concat: the skip is a centre crop of the encoder's output ("valid" padding)
+    PoolWindow window;       // pool, upconv: the level's window
     int64_t params = 0;      // how many parameters it holds (name + ".weight", ".bias", ".norm.weight", ...)
     int64_t w = -1, b = -1, gamma = -1, beta = -1, running = -1;  // parameter and state offsets
     // Set by plan(). concat: `in` is the encoder's output, `out` the concatenation [skip, up].

@@ -20,18 +20,30 @@ struct AxisPlan {
   std::string failure;            // empty when the size passes
 };
 
-AxisPlan plan_axis(int64_t size, const UNetConfig& c) {
+// The windows of one axis (0 depth, 1 height, 2 width), per level.
+std::vector<int64_t> axis_factors(const UNetConfig& c, int axis) {
+  std::vector<int64_t> f;
+  for (int l = 0; l < c.depth; ++l) {
+    const PoolWindow w = c.window(l);
+    f.push_back(axis == 0 ? w.d : axis == 1 ? w.h : w.w);
+  }
+  return f;
+}
+
+AxisPlan plan_axis(int64_t size, const UNetConfig& c, const std::vector<int64_t>& factors) {
   AxisPlan p;
   const int64_t shrink = c.padding == Padding::valid ? int64_t(c.convs_per_level) * (c.kernel - 1) : 0;
   int64_t s = size;
   for (int l = 0; l < c.depth; ++l) {
-    const int64_t e = s - shrink;
-    if (e < 2 || e % 2) {
-      p.failure = "level " + std::to_string(l) + " would pool " + std::to_string(e) + " (not an even size >= 2)";
+    const int64_t e = s - shrink, f = factors[l];
+    if (e < 1 || e % f) {
+      p.failure = "level " + std::to_string(l) +
+                  (e < 1 ? " would be " + std::to_string(e) + " wide"
+                         : " would pool " + std::to_string(e) + " (not an even size >= 2)");
       return p;
     }
     p.enc.push_back(e);
-    s = e / 2;
+    s = e / f;
   }
   p.bottleneck = s - shrink;
   if (p.bottleneck < 1) {
@@ -41,7 +53,7 @@ AxisPlan plan_axis(int64_t size, const UNetConfig& c) {
   p.dec.resize(c.depth);
   s = p.bottleneck;
   for (int l = c.depth - 1; l >= 0; --l) {
-    s = 2 * s - shrink;
+    s = factors[l] * s - shrink;
     if (s < 1) {
       p.failure = "decoder level " + std::to_string(l) + " would be " + std::to_string(s) + " wide";
       return p;
@@ -52,15 +64,16 @@ AxisPlan plan_axis(int64_t size, const UNetConfig& c) {
 }
 
 // The nearest sizes below and above `size` that pass, for the error message.
-std::string nearest_sizes(int64_t size, const UNetConfig& c) {
+std::string nearest_sizes(int64_t size, const UNetConfig& c, const std::vector<int64_t>& factors) {
   std::string out;
   for (int64_t s = size - 1; s >= 1; --s)
-    if (plan_axis(s, c).failure.empty()) {
+    if (plan_axis(s, c, factors).failure.empty()) {
       out = std::to_string(s);
       break;
     }
   for (int64_t s = size + 1; s < size + 4096; ++s)
-    if (plan_axis(s, c).failure.empty()) return out.empty() ? std::to_string(s) : out + " or " + std::to_string(s);
+    if (plan_axis(s, c, factors).failure.empty())
+      return out.empty() ? std::to_string(s) : out + " or " + std::to_string(s);
   return out;
 }
 
@@ -69,26 +82,32 @@ std::string nearest_sizes(int64_t size, const UNetConfig& c) {
 // and the nearest sizes that pass.
 class LevelSizes {
  public:
-  LevelSizes(const Shape& input, const UNetConfig& c) : input_(input), depth_(c.depth) {
+  LevelSizes(const Shape& input, const UNetConfig& c) : input_(input), c_(c) {
     const std::array<int64_t, 3> sizes = input.grid();
     const char* names[3] = {"depth", "height", "width"};
     for (int a = c.dims == 2 ? 1 : 0; a < 3; ++a) {
-      axes_[a] = plan_axis(sizes[a], c);
+      const std::vector<int64_t> factors = axis_factors(c, a);
+      int64_t divisor = 1;
+      for (int64_t f : factors) divisor *= f;
+      axes_[a] = plan_axis(sizes[a], c, factors);
       if (!axes_[a].failure.empty())
         throw std::invalid_argument("input " + std::string(names[a]) + " " + std::to_string(sizes[a]) +
                                     " cannot pass through the U-Net (" + axes_[a].failure + "); " +
                                     (c.padding == Padding::same
-                                         ? "it must divide by 2^depth = " + std::to_string(1 << c.depth) + ": "
+                                         ? "it must divide by " + std::to_string(divisor) + " (its poolings): "
                                          : "") +
-                                    "the nearest sizes that work are " + nearest_sizes(sizes[a], c));
+                                    "the nearest sizes that work are " + nearest_sizes(sizes[a], c, factors));
     }
   }
   Shape enc(int l, int64_t ch) const { return at(ch, [l](const AxisPlan& p) { return p.enc[l]; }); }
   Shape dec(int l, int64_t ch) const { return at(ch, [l](const AxisPlan& p) { return p.dec[l]; }); }
   Shape bottleneck(int64_t ch) const { return at(ch, [](const AxisPlan& p) { return p.bottleneck; }); }
-  // The up-convolution's output at level l: twice the size of the level below.
+  // The up-convolution's output at level l: the level below's times the window.
   Shape up(int l, int64_t ch) const {
-    return at(ch, [l, this](const AxisPlan& p) { return 2 * (l + 1 < depth_ ? p.dec[l + 1] : p.bottleneck); });
+    Shape s = at(ch, [l, this](const AxisPlan& p) { return l + 1 < c_.depth ? p.dec[l + 1] : p.bottleneck; });
+    const PoolWindow w = window_for(s, c_.window(l));
+    s.d *= w.d, s.h *= w.h, s.w *= w.w;
+    return s;
   }
 
  private:
@@ -101,7 +120,7 @@ class LevelSizes {
     return s;
   }
   Shape input_;
-  int depth_;
+  const UNetConfig& c_;
   AxisPlan axes_[3];
 };
 
@@ -249,7 +268,7 @@ void UNet::lay_out(const Shape& input) {
     const Shape eo = sizes.enc(l, f);
     if (!cat.crop) expect_shape("U-Net plan", cat.name.c_str(), skip.shape, eo);
     cat.in = pool.in = lay_block(levels_[l].enc, cur, eo, cat.crop ? nullptr : &skip);
-    pool.out = alloc(maxpool_output_shape(eo), act_);
+    pool.out = alloc(maxpool_output_shape(eo, pool.window), act_);
     pool.argmax = argmax;
     argmax += pool.out.shape.count();
     cur = pool.out;
@@ -260,7 +279,7 @@ void UNet::lay_out(const Shape& input) {
     Layer &up = layers_[V.up], &cat = layers_[V.cat];
     up.in = cur;
     up.out = cat.out.channels(c.filters(l), c.filters(l));
-    workspace_bytes_ = std::max(workspace_bytes_, ops::upconv_workspace_bytes(*backend_, cur.shape, up.co));
+    workspace_bytes_ = std::max(workspace_bytes_, ops::upconv_workspace_bytes(*backend_, cur.shape, up.co, up.window));
     cur = lay_block(V.dec, cat.out, sizes.dec(l, c.filters(l)), nullptr);
     V.dcat = alloc(cat.out.shape, act_);
   }

@@ -34,21 +34,39 @@ struct Axes {
   int64_t voxels() const { return v[0] * v[1] * v[2]; }
 };
 
-// Poolings while every axis stays at least 4 voxels, at most `cap`.
-int depth_for(const Axes& patch, int cap) {
-  int depth = cap;
-  for (int a = patch.first; a < 3; ++a) {
-    int pools = 0;
-    while ((patch.v[a] >> (pools + 1)) >= 4) ++pools;
-    depth = std::min(depth, pools);
+// Each level's pooling window, nnU-Net's way: an axis pools while it stays at
+// least 4 voxels and its spacing (which doubles with each pooling) is no more
+// than twice the finest axis's, so that thick slices wait, unpooled, for the
+// in-plane axes to catch up. At most `cap` levels; at least one.
+std::vector<PoolWindow> windows_for(const Axes& patch, std::array<double, 3> spacing_dhw, int cap) {
+  std::array<int64_t, 3> size = patch.v;
+  std::vector<PoolWindow> windows;
+  while (int(windows.size()) < cap) {
+    double finest = 1e300;
+    for (int a = patch.first; a < 3; ++a) finest = std::min(finest, spacing_dhw[a]);
+    int f[3] = {1, 1, 1};
+    bool any = false;
+    for (int a = patch.first; a < 3; ++a)
+      if (size[a] >= 8 && spacing_dhw[a] <= 2 * finest) f[a] = 2, any = true;
+    if (!any) break;
+    for (int a = 0; a < 3; ++a) size[a] /= f[a], spacing_dhw[a] *= f[a];
+    windows.push_back({f[0], f[1], f[2]});
   }
-  return std::max(depth, 1);
+  if (windows.empty()) windows.push_back({patch.first == 0 ? 2 : 1, 2, 2});  // a patch under 8 voxels a side
+  return windows;
 }
 
-// Down to a multiple of 2^depth on each axis (never below 2^depth), as "same" padding needs.
-Axes divisible(Axes p, int depth) {
-  const int64_t m = int64_t(1) << depth;
-  for (int a = p.first; a < 3; ++a) p.v[a] = std::max(m, p.v[a] / m * m);
+// What an axis must divide by: the product of its windows.
+std::array<int64_t, 3> divisors(const std::vector<PoolWindow>& windows) {
+  std::array<int64_t, 3> m{1, 1, 1};
+  for (const PoolWindow& w : windows) m[0] *= w.d, m[1] *= w.h, m[2] *= w.w;
+  return m;
+}
+
+// Down to a multiple of each axis's divisor (never below it), as "same" padding needs.
+Axes divisible(Axes p, const std::vector<PoolWindow>& windows) {
+  const std::array<int64_t, 3> m = divisors(windows);
+  for (int a = p.first; a < 3; ++a) p.v[a] = std::max(m[a], p.v[a] / m[a] * m[a]);
   return p;
 }
 
@@ -75,9 +93,11 @@ class ConfigurationPlanner {
     // Shrink the axis furthest above its share of the median shape until a
     // batch of 2 fits the budget (nnU-Net's reduction).
     int shrinks = 0;
+    const std::array<double, 3> spacing_dhw{plan_.spacing[2], plan_.spacing[1], plan_.spacing[0]};
     for (;;) {
-      c.model.depth = depth_for(patch, depth_cap);
-      patch = divisible(patch, c.model.depth);
+      c.model.pooling = windows_for(patch, spacing_dhw, depth_cap);
+      c.model.depth = static_cast<int>(c.model.pooling.size());
+      patch = divisible(patch, c.model.pooling);
       c.batch = 2;
       if (measure(c, patch) <= o_.budget_bytes) break;
       int worst = -1;
@@ -90,7 +110,7 @@ class ConfigurationPlanner {
         throw std::invalid_argument("plan " + c.name + ": not even a patch of " + c.size_text() + " with batch 2 fits " +
                                     mib(o_.budget_bytes) + " (it needs " + mib(c.bytes()) +
                                     "); give a larger --memory-budget");
-      patch.v[worst] -= int64_t(1) << c.model.depth;
+      patch.v[worst] -= divisors(c.model.pooling)[worst];
       patch.v[worst] = std::max<int64_t>(patch.v[worst], 4);
       ++shrinks;
     }
@@ -99,9 +119,11 @@ class ConfigurationPlanner {
                         (shrinks ? ", its longest axis (relative to the median) shrunk " + std::to_string(shrinks) +
                                        " time(s) to fit the budget"
                                  : "") +
-                        "; a multiple of 2^depth");
-    c.reasons.push_back("depth " + std::to_string(c.model.depth) + ": poolings while every axis stays >= 4 voxels" +
-                        " (at most " + std::to_string(depth_cap) + ")");
+                        "; each axis a multiple of its poolings");
+    c.reasons.push_back("depth " + std::to_string(c.model.depth) + ", pooling " +
+                        pooling_text(c.model.pooling, c.model.dims) +
+                        ": an axis pools while it stays >= 4 voxels and is at most 2x the finest spacing" +
+                        " (at most " + std::to_string(depth_cap) + " levels)");
     // The largest batch that fits, but no more than 5% of the dataset's voxels
     // in one batch (nnU-Net's cap), and at least 2.
     double dataset_voxels = 0;
@@ -143,7 +165,7 @@ class ConfigurationPlanner {
   // Lays the net out for a batch of patches: the arena and the model's fp32 state.
   int64_t measure(PlannedConfiguration& c, const Axes& patch) {
     c.patch = patch.v;
-    if (!model_ || model_->config().depth != c.model.depth) {
+    if (!model_ || model_->config().pooling != c.model.pooling) {
       model_.reset();  // one net at a time
       model_ = std::make_unique<UNet>(c.model);
       model_->to(o_.backend);
@@ -231,6 +253,7 @@ nlohmann::json to_json(const DatasetPlan& p) {
                        {"patch_dhw", c.patch},
                        {"batch_size", c.batch},
                        {"depth", c.model.depth},
+                       {"pooling", pooling_text(c.model.pooling, c.model.dims)},
                        {"start_filters", c.model.start_filters},
                        {"max_filters", c.model.max_filters},
                        {"classes", c.model.classes},
@@ -272,6 +295,9 @@ PlanChoice read_plan(const std::string& path, const std::string& configuration) 
     pc.patch = c.at("patch_dhw").get<std::array<int64_t, 3>>();
     pc.batch = c.at("batch_size");
     pc.model.depth = c.at("depth");
+    field = "plan.configurations." + name + ".pooling";
+    pc.model.pooling = parse_pooling(c.at("pooling").get<std::string>(), pc.model.dims);
+    field = "plan.configurations." + name;
     pc.model.start_filters = c.at("start_filters");
     pc.model.max_filters = c.at("max_filters");
     pc.model.classes = c.at("classes");

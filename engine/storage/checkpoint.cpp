@@ -54,6 +54,7 @@ std::string config_to_json(const UNetConfig& c) {
                    {"activation_slope", c.activation.slope},
                    {"seed", c.seed}};
   if (c.max_filters > 0) j["max_filters"] = c.max_filters;  // absent: no cap, as in files written before it
+  if (!c.pooling.empty()) j["pooling"] = pooling_text(c.pooling, c.dims);  // absent: 2 along every axis
   return j.dump();
 }
 
@@ -65,6 +66,7 @@ UNetConfig config_from_json(const std::string& text, const std::string& where) {
     c.depth = j.at("depth");
     c.start_filters = j.at("start_filters");
     c.max_filters = j.value("max_filters", 0);
+    if (j.contains("pooling")) c.pooling = parse_pooling(j.at("pooling").get<std::string>(), c.dims);
     c.convs_per_level = j.at("convs_per_level");
     c.kernel = j.at("kernel");
     c.norm = field_choice(kNormChoices, j, "norm", where);
@@ -78,6 +80,8 @@ UNetConfig config_from_json(const std::string& text, const std::string& where) {
     c.seed = j.at("seed");
   } catch (const nlohmann::json::exception& e) {
     throw FileError(where + ": the model configuration is incomplete or malformed (" + e.what() + ")");
+  } catch (const std::invalid_argument& e) {  // the pooling's text
+    throw FileError(where + ": " + e.what());
   }
   try {
     c.validate();

@@ -97,12 +97,12 @@ class Exporter {
           break;
         case UNet::LayerKind::pool:
           skips.push_back(x);
-          x = pool(x, L.name);
+          x = pool(x, L);
           break;
         case UNet::LayerKind::upconv: {
           auto* n = b_.node("ConvTranspose", {x, L.name + ".weight", L.name + ".bias"}, L.name);
-          GraphBuilder::ints(n, "kernel_shape", std::vector<int64_t>(c_.dims, 2));
-          GraphBuilder::ints(n, "strides", std::vector<int64_t>(c_.dims, 2));
+          GraphBuilder::ints(n, "kernel_shape", window(L));
+          GraphBuilder::ints(n, "strides", window(L));
           x = L.name;
           break;
         }
@@ -170,11 +170,17 @@ class Exporter {
     return x;
   }
 
-  std::string pool(const std::string& x, const std::string& out) {
-    auto* n = b_.node("MaxPool", {x}, out);
-    GraphBuilder::ints(n, "kernel_shape", std::vector<int64_t>(c_.dims, 2));
-    GraphBuilder::ints(n, "strides", std::vector<int64_t>(c_.dims, 2));
-    return out;
+  // A pooling's or up-convolution's window, [D,] H, W as ONNX orders the axes.
+  std::vector<int64_t> window(const UNet::Layer& L) const {
+    if (c_.dims == 3) return {L.window.d, L.window.h, L.window.w};
+    return {L.window.h, L.window.w};
+  }
+
+  std::string pool(const std::string& x, const UNet::Layer& L) {
+    auto* n = b_.node("MaxPool", {x}, L.name);
+    GraphBuilder::ints(n, "kernel_shape", window(L));
+    GraphBuilder::ints(n, "strides", window(L));
+    return L.name;
   }
 
   // The centre crop of crop_forward: starts at (in - out) / 2 on each spatial axis.

@@ -45,21 +45,25 @@ class GpuKernels : public ::testing::Test {
   }
 };
 
+// Isotropic and anisotropic windows (2x2x1, 1x2x2; 2D 2x1), odd remainders.
 TEST_F(GpuKernels, MaxPoolMatchesCpu) {
-  for (Shape in : {shape2d(2, 3, 9, 11), shape3d(2, 2, 5, 6, 7)}) {
-    const Shape out = maxpool_output_shape(in);
+  for (auto [in, win] : {std::pair{shape2d(2, 3, 9, 11), PoolWindow{}}, std::pair{shape3d(2, 2, 5, 6, 7), PoolWindow{}},
+                         std::pair{shape3d(2, 2, 5, 6, 7), PoolWindow{1, 2, 2}},
+                         std::pair{shape3d(1, 3, 6, 7, 5), PoolWindow{2, 2, 1}},
+                         std::pair{shape2d(2, 2, 7, 9), PoolWindow{1, 1, 2}}}) {
+    const Shape out = maxpool_output_shape(in, win);
     auto x = random_vector(in.count(), 1), dy = random_vector(out.count(), 2), dx = random_vector(in.count(), 3);
     std::vector<float> y(out.count());
     std::vector<uint8_t> arg(out.count());
     auto gx = upload(x), gy = upload(y), gdy = upload(dy), gdx = upload(dx);
     DeviceBuffer<uint8_t> garg(arg.size());
-    maxpool_forward_cuda(Tensor(gx.data(), in), Tensor(gy.data(), out), garg.data(), nullptr);
-    maxpool_forward(Tensor(x.data(), in), Tensor(y.data(), out), arg.data());
+    maxpool_forward_cuda(Tensor(gx.data(), in), Tensor(gy.data(), out), garg.data(), nullptr, win);
+    maxpool_forward(Tensor(x.data(), in), Tensor(y.data(), out), arg.data(), win);
     EXPECT_EQ(download(gy), y) << in.str();
     EXPECT_EQ(download(garg), arg) << in.str();
     for (GradMode mode : {GradMode::accumulate, GradMode::overwrite}) {
-      maxpool_backward_cuda(Tensor(gdy.data(), out), garg.data(), Tensor(gdx.data(), in), mode, nullptr);
-      maxpool_backward(Tensor(dy.data(), out), arg.data(), Tensor(dx.data(), in), mode);
+      maxpool_backward_cuda(Tensor(gdy.data(), out), garg.data(), Tensor(gdx.data(), in), mode, nullptr, win);
+      maxpool_backward(Tensor(dy.data(), out), arg.data(), Tensor(dx.data(), in), mode, win);
       EXPECT_EQ(download(gdx), dx) << in.str();
     }
   }
@@ -253,25 +257,32 @@ TEST_F(GpuKernels, CudnnConvolutionOnChannelSlicesAndFusedReluMatchCpu) {
 TEST_F(GpuKernels, UpConvolutionMatchesCpu) {
   cublasHandle_t handle;
   UNET_CUBLAS_CHECK(cublasCreate(&handle));
-  for (auto [in, co] : {std::pair{shape2d(2, 6, 5, 7), int64_t(3)}, std::pair{shape3d(2, 4, 3, 4, 5), int64_t(2)}}) {
-    const Shape out = upconv_output_shape(in, co);
-    const int64_t wn = in.c * co * (in.dims == 3 ? 8 : 4);
+  struct Case {
+    Shape in;
+    int64_t co;
+    PoolWindow win;
+  };
+  for (auto [in, co, win] : {Case{shape2d(2, 6, 5, 7), 3, {}}, Case{shape3d(2, 4, 3, 4, 5), 2, {}},
+                             Case{shape3d(2, 4, 3, 4, 5), 3, {1, 2, 2}}, Case{shape3d(1, 3, 4, 3, 2), 2, {2, 1, 2}},
+                             Case{shape2d(1, 5, 4, 6), 2, {1, 2, 1}}}) {
+    const Shape out = upconv_output_shape(in, co, win);
+    const int64_t wn = upconv_weight_count(in, co, win);
     auto x = random_vector(in.count(), 50), w = random_vector(wn, 51), b = random_vector(co, 52);
     auto dy = random_vector(out.count(), 53), dx = random_vector(in.count(), 54);
     std::vector<float> y(out.count()), dw(wn, 0.5f), db(co, -0.5f);
-    std::vector<float> ws(static_cast<size_t>(upconv_workspace_floats(in, co)));
+    std::vector<float> ws(static_cast<size_t>(upconv_workspace_floats(in, co, win)));
     auto gx = upload(x), gw = upload(w), gb = upload(b), gy = upload(y), gdy = upload(dy), gdx = upload(dx),
          gdw = upload(dw), gdb = upload(db);
-    DeviceBuffer<float> gws(static_cast<size_t>(upconv_workspace_floats_cuda(in, co)));
+    DeviceBuffer<float> gws(static_cast<size_t>(upconv_workspace_floats_cuda(in, co, win)));
     upconv_forward_cuda(handle, Tensor(gx.data(), in), gw.data(), gb.data(), Tensor(gy.data(), out), gws.data(),
-                        nullptr);
-    upconv_forward(Tensor(x.data(), in), w.data(), b.data(), Tensor(y.data(), out), ws.data());
+                        nullptr, win);
+    upconv_forward(Tensor(x.data(), in), w.data(), b.data(), Tensor(y.data(), out), ws.data(), win);
     expect_near(download(gy), y, 1e-4, "upconv forward " + in.str());
     for (GradMode mode : {GradMode::accumulate, GradMode::overwrite}) {
       upconv_backward_cuda(handle, Tensor(gx.data(), in), gw.data(), Tensor(gdy.data(), out), Tensor(gdx.data(), in),
-                           gdw.data(), gdb.data(), mode, gws.data(), nullptr);
+                           gdw.data(), gdb.data(), mode, gws.data(), nullptr, win);
       upconv_backward(Tensor(x.data(), in), w.data(), Tensor(dy.data(), out), Tensor(dx.data(), in), dw.data(),
-                      db.data(), mode, ws.data());
+                      db.data(), mode, ws.data(), win);
       expect_near(download(gdx), dx, 1e-4, "upconv dx " + in.str());
       expect_near(download(gdw), dw, 1e-4, "upconv dw " + in.str());
       expect_near(download(gdb), db, 1e-4, "upconv dbias " + in.str());

@@ -75,6 +75,12 @@ UNetConfig net(int dims, int depth, NormChoice norm, int classes, Padding paddin
   return c;
 }
 
+// Thick slices: the first two levels pool 2x2x1, as nnU-Net plans them.
+UNetConfig anisotropic(UNetConfig c) {
+  c.pooling = {{1, 2, 2}, {1, 2, 2}, {2, 2, 2}};
+  return c;
+}
+
 std::vector<Net> nets() {
   return {
       // The CLI's default layout: no norm, "same": the encoders' last convolutions
@@ -87,6 +93,9 @@ std::vector<Net> nets() {
        shape2d(2, 2, 44, 44), LossKind::bce},
       {"3d_instance_softmax", net(3, 2, NormChoice::instance, 3, Padding::same, 0.f, Activation::relu),
        shape3d(2, 2, 16, 16, 24), LossKind::dice_ce},
+      {"3d_anisotropic_instance", anisotropic(net(3, 3, NormChoice::instance, 2, Padding::same, 0.f,
+                                                  Activation::leaky_relu)),
+       shape3d(2, 2, 4, 16, 24), LossKind::dice_ce},
   };
 }
 

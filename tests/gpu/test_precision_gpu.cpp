@@ -191,7 +191,7 @@ TEST_F(GpuPrecision, UpConvolutionMatchesCpuIn16Bits) {
   for (DType t : {DType::bf16, DType::f16})
     for (auto [in, co] : {std::pair{shape2d(2, 16, 5, 7), int64_t(8)}, std::pair{shape3d(2, 8, 3, 4, 5), int64_t(4)}}) {
       const Shape out = upconv_output_shape(in, co);
-      const int64_t wn = upconv_weight_count(in.dims, in.c, co);
+      const int64_t wn = upconv_weight_count(in, co);
       const Typed x = typed(random_vector(in.count(), 21), t), w = typed(random_vector(wn, 22), t);
       const Typed dy = typed(random_vector(out.count(), 23), t);
       Typed y = typed(std::vector<float>(out.count()), t), dx = typed(random_vector(in.count(), 24), t);

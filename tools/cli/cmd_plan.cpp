@@ -56,9 +56,10 @@ void print_plan(const DatasetPlan& p) {
               static_cast<long long>(p.median_shape[1]), static_cast<long long>(p.median_shape[0]));
   for (const std::string& r : p.normalization_reasons) std::printf("  normalization, %s\n", r.c_str());
   for (const PlannedConfiguration& c : p.configurations) {
-    std::printf("\n  %s: --dims %d --size %s --batch-size %d --depth %d --start-filters %d --max-filters %d "
-                "--norm %s --activation %s --classes %d\n",
-                c.name.c_str(), c.model.dims, c.size_text().c_str(), c.batch, c.model.depth, c.model.start_filters,
+    std::printf("\n  %s: --dims %d --size %s --batch-size %d --depth %d --pooling %s --start-filters %d "
+                "--max-filters %d --norm %s --activation %s --classes %d\n",
+                c.name.c_str(), c.model.dims, c.size_text().c_str(), c.batch, c.model.depth,
+                pooling_text(c.model.pooling, c.model.dims).c_str(), c.model.start_filters,
                 c.model.max_filters, choice_name(kNormChoices, c.model.norm),
                 choice_name(kActivations, c.model.activation.kind), c.model.classes);
     for (const std::string& r : c.reasons) std::printf("    %s\n", r.c_str());

@@ -139,6 +139,8 @@ void apply_plan(CLI::App& cmd, TrainCli& o) {
   if (unset("--size") && unset("--image-width")) o.model.size = c.size_text();
   if (unset("--batch-size")) o.model.batch = c.batch;
   if (unset("--depth")) m.depth = c.model.depth;
+  // The plan's windows are one per planned level: another depth pools 2 along every axis.
+  if (unset("--pooling") && unset("--depth")) o.model.pooling = pooling_text(c.model.pooling, c.model.dims);
   if (unset("--start-filters")) m.start_filters = c.model.start_filters;
   if (unset("--max-filters")) m.max_filters = c.model.max_filters;
   if (unset("--classes")) m.classes = c.model.classes;

@@ -13,6 +13,9 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
   cmd.add_option("--depth", c.depth, "Number of poolings")->capture_default_str();
   cmd.add_option("--start-filters,--filters", c.start_filters, "Filters at full resolution, doubling per level")
       ->capture_default_str();
+  cmd.add_option("--pooling", o.pooling,
+                 "Each level's pooling window, W x H [x D] joined by commas (e.g. 2x2x1,2x2x2,2x2x2: thick slices "
+                 "pooled in-plane first); default 2 along every axis");
   cmd.add_option("--max-filters", c.max_filters, "Cap on any level's filters (0: none; nnU-Net: 320 in 3D, 512 in 2D)")
       ->capture_default_str();
   cmd.add_option("--convs-per-level", c.convs_per_level, "Convolutions in each block")->capture_default_str();
@@ -76,6 +79,7 @@ void ModelOptions::resolve() {
   config.padding = choose(kPaddings, padding, "--padding");
   config.head = head == "auto" ? default_head(config.classes) : choose(kHeads, head, "--head");
   config.activation = {choose(kActivations, activation, "--activation"), 0.01f};
+  if (!pooling.empty()) config.pooling = parse_pooling(pooling, config.dims);
   config.validate();
   if (batch < 1) throw std::invalid_argument("--batch-size " + std::to_string(batch) + ": expected at least 1");
 }

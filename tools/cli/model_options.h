@@ -17,6 +17,7 @@ struct ModelOptions {
   UNetConfig config;
   std::string norm = "none", padding = "same", head = "auto", activation = "relu";
   std::string size;  // "W x H" or "W x H x D", as image files state their sizes
+  std::string pooling;  // per level "W x H[ x D]" windows joined by commas; empty: 2 along every axis
   int batch = 1;
   // After parsing: fills config's enums and checks it; throws std::invalid_argument.
   void resolve();
