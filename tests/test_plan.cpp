@@ -161,7 +161,10 @@ TEST_F(PlanDataset, PlanAndTrainThroughTheBinary) {
                                         " --val-cases case4 --steps 1 --val-every 1 --batch-size 1 --run-dir " +
                                         test::quote(run));
   ASSERT_EQ(t.status, 0) << t.out;
+  // The plan's spacing is applied: every case (z 2 to 5 mm) resampled to z 2.2.
+  EXPECT_NE(t.out.find("spacing 0.8 x 0.8 x 2.2: 5 of 5 cases resampled"), std::string::npos) << t.out;
   const nlohmann::json config = test::load_json(run + "/run.json");
+  EXPECT_NEAR(config["spacing"][2].get<double>(), 2.2, 1e-9);
   EXPECT_EQ(config["model"]["depth"], 3);
   EXPECT_EQ(config["model"]["pooling"], "2x2x1,2x2x2,2x2x2");
   EXPECT_EQ(config["model"]["max_filters"], 320);

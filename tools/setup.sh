@@ -21,6 +21,7 @@ packages=(
   libgloo-dev                     # data parallelism between CPU processes
   libcli11-dev                    # the unet command line
   python3 python3-nibabel python3-png python3-numpy python3-venv  # test files written by other tools
+  python3-scipy                   # the resampling tests' reference (scipy.ndimage.zoom)
   clang libclang-rt-14-dev        # libFuzzer targets for the readers
 )
 

@@ -33,6 +33,18 @@ void synthetic_cases(const DataOptions& opt, Loaded& train, Loaded& val) {
   }
 }
 
+// The case at `target` spacing (a 0 target: as it is); whether it changed.
+bool resample_case(CaseData& c, const Spacing& target) {
+  if (target[0] <= 0) return false;
+  if (c.image.dims == 3 && target[2] <= 0)
+    throw FileError(c.image.path + ": a volume, and the spacing to resample it to gives x and y only; give x,y,z");
+  if (same_spacing(c.image.spacing, target, c.image.dims)) return false;
+  const std::array<int64_t, 3> from = c.image.grid();
+  c.image = resample_image(c.image, target);
+  if (!c.label.empty()) c.label = resample_labels(c.label, from, c.image.grid());
+  return true;
+}
+
 void load_split(const DataOptions& opt, Loaded& train, Loaded& val) {
   const Dataset ds = open_dataset(opt.path);
   Split split = !opt.val_cases.empty() ? split_by_ids(ds, opt.val_cases)
@@ -40,10 +52,12 @@ void load_split(const DataOptions& opt, Loaded& train, Loaded& val) {
                                        : split_fraction(ds, opt.val_fraction, opt.seed);
   std::printf("dataset %s (%s layout): %zu cases, %zu for training, %zu for validation\n", ds.source.c_str(),
               ds.layout.c_str(), ds.cases.size(), split.train.size(), split.val.size());
+  int resampled = 0;
   for (auto [cases, to] : {std::pair{&split.train, &train}, std::pair{&split.val, &val}})
     for (const Case& c : *cases) {
       to->ids.push_back(c.id);
       to->cases.push_back(load_case(c, opt.labels));
+      resampled += resample_case(to->cases.back(), opt.spacing);
       if (!opt.verbose) continue;
       const CaseData& d = to->cases.back();
       int64_t foreground = 0;
@@ -53,6 +67,12 @@ void load_split(const DataOptions& opt, Loaded& train, Loaded& val) {
                   (long long)d.image.d, (long long)d.image.c, d.image.spacing[0], d.image.spacing[1],
                   d.image.spacing[2], 100.0 * double(foreground) / double(std::max<size_t>(d.label.size(), 1)));
     }
+  if (opt.spacing[0] > 0) {
+    char z[32] = "";
+    if (opt.spacing[2] > 0) std::snprintf(z, sizeof z, " x %g", opt.spacing[2]);
+    std::printf("spacing %g x %g%s: %d of %zu cases resampled to it (images linear, labels per-class linear)\n",
+                opt.spacing[0], opt.spacing[1], z, resampled, split.train.size() + split.val.size());
+  }
 }
 
 }  // namespace
@@ -68,6 +88,7 @@ std::shared_ptr<PreparedData> prepare_data(const DataOptions& opt) {
   const Volume& first = train.cases.front().image;
   out->channels = first.c;
   out->dims = first.dims;
+  out->spacing = opt.spacing;
   std::vector<ChannelNorm> norm = opt.norm.empty() ? std::vector<ChannelNorm>{ChannelNorm{}} : opt.norm;
   norm.resize(static_cast<size_t>(first.c), norm.back());
   NormalizationBuilder builder(norm);

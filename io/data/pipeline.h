@@ -12,6 +12,7 @@
 #include "io/data/labels.h"
 #include "io/data/normalize.h"
 #include "io/data/patch.h"
+#include "io/data/resample.h"
 
 namespace unet {
 
@@ -22,6 +23,7 @@ struct DataOptions {
   int fold = -1, folds = 5;               // k-fold: fold >= 0
   LabelSpec labels;
   std::vector<ChannelNorm> norm;          // one per channel (the first repeated)
+  Spacing spacing{0, 0, 0};               // x, y, z each case is resampled to; 0: the cases' own (z 0 in 2D)
   PatchSpec patch;
   AugmentSpec augment;
   uint64_t seed = 0;
@@ -37,6 +39,7 @@ struct PreparedData {
   NormalizationStats normalization;
   int64_t channels = 1;
   int dims = 2;
+  Spacing spacing{0, 0, 0};  // what the cases were resampled to; 0: their own
 };
 
 // Loads everything; prints what it found. Throws FileError / invalid_argument.

@@ -8,6 +8,10 @@
 //   NAME_components.png       2D: connected components, one colour each
 //                             (3D: NAME_components.nii.gz, numbered)
 // The model, its normalization and its patch size come from the weights file.
+// A model trained at a spacing (its weights say which) sees each input
+// resampled to it; its logits come back to the input's grid (linear, as
+// nnU-Net v2 does), so the masks match the input voxel for voxel and carry its
+// header, whatever its spacing or size.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -23,6 +27,7 @@
 #include "io/image_file.h"
 #include "io/nifti.h"
 #include "io/data/normalize.h"
+#include "io/data/resample.h"
 #include "io/png.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/device_options.h"
@@ -105,6 +110,9 @@ void add_predict_command(CLI::App& app) {
     NormalizationStats norm;
     if (auto it = file.metadata.find("unet.normalization"); it != file.metadata.end())
       norm = normalization_from_json(nlohmann::json::parse(it->second));
+    Spacing spacing{0, 0, 0};  // the model's; 0: none stored, inputs taken as they are
+    if (auto it = file.metadata.find("unet.spacing"); it != file.metadata.end())
+      spacing = nlohmann::json::parse(it->second).get<Spacing>();
     const std::vector<int64_t> tile = model_input_size(o->size, file.metadata, o->weights, config.dims);
     model->to(o->device.backend());
     model->plan(batch_shape(o->batch, config.in_channels, tile));
@@ -118,8 +126,17 @@ void add_predict_command(CLI::App& app) {
                         "D; the model takes " + std::to_string(config.in_channels) + " channel(s), " +
                         std::to_string(config.dims) + "D");
       const Volume original = image;
+      const bool resample = spacing[0] > 0 && !same_spacing(image.spacing, spacing, image.dims);
+      if (resample) image = resample_image(image, spacing);
       if (!norm.channels.empty()) normalize(image, norm);
-      const std::vector<float> logits = predict_logits(*model, image.voxels.data(), image.grid(), o->window);
+      std::vector<float> logits = predict_logits(*model, image.voxels.data(), image.grid(), o->window);
+      if (resample) {
+        logits = resample_linear(logits, K, image.grid(), original.grid());
+        std::printf("%s: predicted at the model's spacing %g x %g x %g (%lldx%lldx%lld), brought back to %lldx%lldx%lld\n",
+                    path.c_str(), spacing[0], spacing[1], spacing[2], (long long)image.w, (long long)image.h,
+                    (long long)image.d, (long long)original.w, (long long)original.h, (long long)original.d);
+        image = original;
+      }
       const int64_t S = image.spatial();
       std::vector<float> mask(S), prob(static_cast<size_t>(K * S));
       std::vector<int32_t> classes(S);

@@ -12,7 +12,9 @@
 // writes the run folder.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -51,7 +53,7 @@ struct TrainCli {
   std::string load_weights, rendezvous, plan, configuration;
   LabelOptions labels;
   std::vector<ChannelNorm> planned_norm;  // --plan's normalization, unless --normalize says otherwise
-  std::vector<double> window;
+  std::vector<double> window, spacing;
   std::vector<float> class_weights;
   double lr = 1e-3, tversky_beta = 0.7, focal_gamma = 0.75;
   int64_t image_width = 0, image_height = 0, image_depth = 0, warmup = 0;
@@ -73,6 +75,10 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
   cmd.add_option("--fold", o.data.fold, "Cross-validation fold (0-based) of --folds");
   cmd.add_option("--folds", o.data.folds, "Folds for --fold")->capture_default_str();
   add_label_options(cmd, o.labels);
+  cmd.add_option("--spacing", o.spacing,
+                 "Resample every case to this voxel spacing x,y[,z] when it is read (images linear, labels "
+                 "per-class linear); default: a --plan's spacing, else the cases' own")
+      ->delimiter(',');
   add_choice(cmd, "--normalize", o.norm, kNormSchemes, "Intensity normalization");
   cmd.add_option("--window", o.window, "Clip range lo,hi for --normalize window")->delimiter(',')->expected(2);
   cmd.add_option("--image-width", o.image_width, "Patch width (with --image-height, instead of --size)");
@@ -147,9 +153,8 @@ void apply_plan(CLI::App& cmd, TrainCli& o) {
   if (unset("--norm")) o.model.norm = choice_name(kNormChoices, c.model.norm);
   if (unset("--activation")) o.model.activation = choice_name(kActivations, c.model.activation.kind);
   if (unset("--normalize")) o.planned_norm = p.normalization.channels;
-  std::printf("plan %s, configuration %s (options given here override it); its spacing %.3g, %.3g, %.3g is not "
-              "applied: the cases are read at their own spacing\n",
-              o.plan.c_str(), c.name.c_str(), p.spacing[0], p.spacing[1], p.spacing[2]);
+  if (unset("--spacing")) o.spacing.assign(p.spacing.begin(), p.spacing.begin() + (p.data_dims == 3 ? 3 : 2));
+  std::printf("plan %s, configuration %s (options given here override it)\n", o.plan.c_str(), c.name.c_str());
 }
 
 // The options that depend on one another, checked and filled in.
@@ -172,6 +177,12 @@ void resolve(CLI::App& cmd, TrainCli& o) {
   if (o.model.size.empty()) o.model.size = synthetic ? (o.model.config.dims == 2 ? "64x64" : "32x32x32")
                                                      : (o.model.config.dims == 2 ? "256x256" : "128x128x64");
   o.model.resolve();
+  if (!o.spacing.empty()) {
+    const bool ok = (o.spacing.size() == 2 || o.spacing.size() == 3) &&
+                    std::all_of(o.spacing.begin(), o.spacing.end(), [](double v) { return v > 0 && std::isfinite(v); });
+    if (!ok) throw std::invalid_argument("--spacing: expected 2 or 3 positive spacings x,y[,z], such as 0.8,0.8,2.5");
+    o.data.spacing = {o.spacing[0], o.spacing[1], o.spacing.size() == 3 ? o.spacing[2] : 0.0};
+  }
   const LabelSpec& labels = o.data.labels = resolve_labels(o.labels, o.model.config.classes);
   ChannelNorm norm;
   norm.scheme = parse_norm_scheme(o.norm);
@@ -247,6 +258,7 @@ void write_run_files(const RunFolder& folder, const TrainCli& o, const PreparedD
                            {"version", UNET_VERSION},
                            {"model", nlohmann::json::parse(config_to_json(o.model.config))},
                            {"normalization", to_json(data.normalization)},
+                           {"spacing", data.spacing[0] > 0 ? nlohmann::json(data.spacing) : nlohmann::json()},
                            {"train_cases", data.train_ids},
                            {"val_cases", data.val_ids}};
   folder.write("run.json", run.dump(2) + "\n");
@@ -358,6 +370,8 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
     o->train.metadata = {{"unet.normalization", to_json(data->normalization).dump()},
                          {"unet.patch", o->model.size},
                          {"unet.command", command}};
+    // Where given, the spacing the model learned at: predict resamples to it and back.
+    if (data->spacing[0] > 0) o->train.metadata["unet.spacing"] = nlohmann::json(data->spacing).dump();
     std::signal(SIGTERM, request_stop);
     std::signal(SIGUSR1, request_stop);
     const Ranks ranks = join_ranks(who, *o, *backend);
