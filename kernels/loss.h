@@ -64,6 +64,14 @@ struct LossSpec {
   float grad_scale = 1.f;
 };
 
+// The loss with a share of a larger one (deep supervision's levels): the loss
+// and its gradient both scaled by `weight`.
+inline LossSpec with_weight(LossSpec spec, float weight) {
+  spec.ce_weight *= weight;
+  spec.region_weight *= weight;
+  return spec;
+}
+
 // The spec of a named loss. tversky_beta is the weight of false negatives;
 // alpha = 1 - beta as in Salehi et al.; focal_gamma is the focal Tversky exponent.
 LossSpec make_loss(LossKind kind, Head head, float tversky_beta = 0.7f, float focal_gamma = 0.75f,

@@ -71,6 +71,40 @@ TEST(Checkpoint, PoolingAndFilterCapRoundTrip) {
   }
 }
 
+// Deep supervision's heads train with the model and resume with it, but the
+// weights for prediction carry only the full-resolution head; fine-tuning from
+// those trains the heads anew.
+TEST(Checkpoint, PredictionWeightsLeaveTheDeepSupervisionHeadsOut) {
+  UNetConfig c = small_config();
+  c.depth = 3;
+  c.deep_supervision = true;
+  UNet a(c);
+  const Safetensors all = weights_of(a), prediction = weights_of(a, {}, WeightsFor::prediction);
+  EXPECT_NE(all.find("ds1.weight"), nullptr);
+  EXPECT_EQ(prediction.find("ds1.weight"), nullptr);
+  EXPECT_EQ(prediction.tensors.size() + 2, all.tensors.size());
+  const UNetConfig stored = stored_config(prediction, "best.safetensors");
+  EXPECT_FALSE(stored.deep_supervision);
+  UNet plain(stored);
+  load_weights(plain, prediction, "best.safetensors");
+  const int64_t ds = c.filters(1) * c.out_channels() + c.out_channels();  // ds1's weight and bias
+  EXPECT_EQ(plain.parameter_count(), a.parameter_count() - ds);
+  const ParamInfo &head = plain.param_table().back(), &ahead = a.param_table().back();
+  EXPECT_EQ(head.name, "head.bias");
+  EXPECT_TRUE(std::equal(plain.params() + head.offset, plain.params() + head.offset + head.count,
+                         a.params() + ahead.offset));
+  // A deep-supervised model from the prediction file: every tensor but ds1's
+  // (its weight keeps this model's initialization; biases start at 0 in both).
+  UNetConfig other = c;
+  other.seed = 99;
+  UNet again(other);
+  load_weights(again, prediction, "best.safetensors");
+  for (const ParamInfo& p : again.param_table()) {
+    const bool same = std::equal(again.params() + p.offset, again.params() + p.offset + p.count, a.params() + p.offset);
+    EXPECT_EQ(same, p.name != "ds1.weight") << p.name;
+  }
+}
+
 // The layout is the published one: a second reader written from the spec (8-byte
 // little-endian length, JSON, raw data) finds every tensor where the header says.
 TEST(Checkpoint, FileLayoutFollowsTheSpec) {

@@ -46,6 +46,11 @@ UNetConfig pooled(UNetConfig c, std::vector<PoolWindow> pooling) {
   return c;
 }
 
+UNetConfig supervised(UNetConfig c) {
+  c.deep_supervision = true;
+  return c;
+}
+
 // The whole network, every parameter tensor: loss(params) by central differences
 // against backward(). The objective is voxels x loss so gradients are of order one
 // or more; one checker input per parameter tensor, so that a failure names the layer.
@@ -59,7 +64,12 @@ void expect_model_gradients(UNet& model, const Tensor& in, const std::vector<int
   auto objective = [&] {
     for (size_t t = 0; t < table.size(); ++t)
       std::memcpy(model.params() + table[t].offset, values[t].data(), values[t].size() * sizeof(float));
-    return k * loss_forward_backward(model.forward(in, true, step), labels.data(), model.dlogits(), spec);
+    // With deep supervision, every level's loss at its share.
+    double loss = loss_forward_backward(model.forward(in, true, step), labels.data(), model.dlogits(),
+                                        with_weight(spec, model.head_weight()));
+    for (const UNet::DeepOutput& d : model.deep_outputs(labels.data()))
+      loss += loss_forward_backward(d.logits, d.labels, d.dlogits, with_weight(spec, d.weight));
+    return k * loss;
   };
   objective();
   model.zero_grads();
@@ -107,7 +117,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Net{"3d_anisotropic_instance", pooled(tiny(3, 2, NormChoice::instance, 3), {{1, 2, 2}, {2, 2, 2}}),
                           shape3d(1, 2, 2, 8, 8), LossKind::dice_ce},
                       Net{"2d_valid_anisotropic", pooled(tiny(2, 1, NormChoice::none, 2, Padding::valid), {{1, 2, 1}}),
-                          shape2d(1, 2, 18, 14), LossKind::bce}));
+                          shape2d(1, 2, 18, 14), LossKind::bce},
+                      // Deep supervision: a head on decoder level 1 (level 2's share is 0); breaking
+                      // its gradient fails every encoder tensor here.
+                      Net{"2d_deep_supervision", supervised(tiny(2, 3, NormChoice::instance, 3)), shape2d(1, 2, 8, 8),
+                          LossKind::dice_ce},
+                      Net{"3d_deep_supervision_anisotropic",
+                          supervised(pooled(tiny(3, 3, NormChoice::none, 2), {{1, 2, 2}, {1, 2, 2}, {2, 2, 2}})),
+                          shape3d(1, 2, 2, 8, 8), LossKind::dice}));
 
 // A window per level: the unpooled axis keeps its size down the net, the
 // up-convolution's weights follow the window, and the error for a size that
@@ -133,6 +150,30 @@ TEST(Model, AnisotropicPoolingKeepsTheUnpooledAxis) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("divide by 2 (its poolings)"));
     EXPECT_THAT(e.what(), ::testing::HasSubstr("2 or 4"));
   }
+}
+
+// nnU-Net's shares: 1/2^l from full resolution down, the lowest level 0, normalized.
+TEST(Model, DeepSupervisionWeightsAndHeads) {
+  UNetConfig c = supervised(tiny(3, 5, NormChoice::none, 2));
+  const std::vector<float> w = c.loss_weights();
+  ASSERT_EQ(w.size(), 5u);
+  const float expected[5] = {1 / 1.875f, 0.5f / 1.875f, 0.25f / 1.875f, 0.125f / 1.875f, 0};
+  for (int l = 0; l < 5; ++l) EXPECT_NEAR(w[l], expected[l], 1e-6) << l;
+  EXPECT_EQ(supervised(tiny(2, 1, NormChoice::none, 2)).loss_weights(), std::vector<float>{1.f});
+  EXPECT_EQ(tiny(2, 3, NormChoice::none, 2).loss_weights(), std::vector<float>{1.f});
+  std::vector<std::string> heads;
+  UNet model(c);
+  for (const UNet::Layer& L : model.layers())
+    if (L.kind == UNet::LayerKind::deep_head) heads.push_back(L.name);
+  EXPECT_EQ(heads, (std::vector<std::string>{"ds3", "ds2", "ds1"}));  // in forward order; ds4's share is 0
+  model.plan(shape3d(1, 2, 32, 32, 32));
+  const std::vector<UNet::DeepOutput> out = model.deep_outputs(std::vector<int32_t>(32 * 32 * 32, 1).data());
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].logits.shape, shape3d(1, 1, 16, 16, 16));  // level 1
+  EXPECT_EQ(out[2].logits.shape, shape3d(1, 1, 4, 4, 4));     // level 3
+  EXPECT_FLOAT_EQ(out[0].weight, w[1]);
+  c.padding = Padding::valid;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
 }
 
 TEST(Model, PoolingIsParsedAndChecked) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/model/unet_model.h"
+#include "engine/storage/checkpoint.h"
 #include "engine/plan/planner.h"
 #include "io/data/fingerprint.h"
 #include "tests/generated_files.h"
@@ -167,6 +168,18 @@ TEST_F(PlanDataset, PlanAndTrainThroughTheBinary) {
   EXPECT_NEAR(config["spacing"][2].get<double>(), 2.2, 1e-9);
   EXPECT_EQ(config["model"]["depth"], 3);
   EXPECT_EQ(config["model"]["pooling"], "2x2x1,2x2x2,2x2x2");
+  // Deep supervision trains (the plan's default); the weights for prediction
+  // carry the full-resolution head alone, the checkpoint everything.
+  EXPECT_EQ(config["model"]["deep_supervision"], true);
+  const Safetensors best = read_safetensors(run + "/best.safetensors"), last = read_safetensors(run + "/last.safetensors");
+  EXPECT_EQ(best.find("ds1.weight"), nullptr);
+  EXPECT_NE(last.find("ds1.weight"), nullptr);
+  EXPECT_FALSE(stored_config(best, "best").deep_supervision);
+  const test::Result off = test::run_unet("train --plan " + test::quote(plan) + " --data " + test::quote(data()) +
+                                          " --no-deep-supervision --val-cases case4 --steps 1 --batch-size 1 "
+                                          "--run-dir " + test::quote(run + "_off"));
+  ASSERT_EQ(off.status, 0) << off.out;
+  EXPECT_FALSE(test::load_json(run + "_off/run.json")["model"].contains("deep_supervision"));
   EXPECT_EQ(config["model"]["max_filters"], 320);
   EXPECT_EQ(config["model"]["norm"], "instance");
   EXPECT_EQ(config["normalization"]["channels"][0]["scheme"], "ct");

@@ -38,6 +38,11 @@ void maxpool_backward(Backend& be, const Tensor& dy, const uint8_t* argmax, cons
   unet::maxpool_backward(dy, argmax, dx, mode, win);
 }
 
+void subsample_labels(Backend& be, const int32_t* in, int64_t n, const Grid& grid, const Grid& stride, int32_t* out) {
+  UNET_ON_DEVICE(be, subsample_labels_cuda(in, n, grid, stride, out, stream))
+  unet::subsample_labels(in, n, grid, stride, out);
+}
+
 void crop_forward(Backend& be, const Tensor& x, const Tensor& y) {
   UNET_ON_DEVICE(be, crop_forward_cuda(x, y, stream))
   unet::crop_forward(x, y);

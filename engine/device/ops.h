@@ -21,6 +21,7 @@
 #include "kernels/norm.h"
 #include "kernels/optimizer.h"
 #include "kernels/pool_window.h"
+#include "kernels/subsample.h"
 
 namespace unet::ops {
 
@@ -33,6 +34,7 @@ void maxpool_backward(Backend& be, const Tensor& dy, const uint8_t* argmax, cons
                       PoolWindow win);
 void crop_forward(Backend& be, const Tensor& x, const Tensor& y);
 void crop_backward(Backend& be, const Tensor& dy, const Tensor& dx, GradMode mode);
+void subsample_labels(Backend& be, const int32_t* in, int64_t n, const Grid& grid, const Grid& stride, int32_t* out);
 void dropout_forward(Backend& be, const Tensor& x, const Tensor& y, const DropoutSpec& spec);
 void dropout_backward(Backend& be, const Tensor& dy, const Tensor& dx, const DropoutSpec& spec);
 

@@ -1,6 +1,7 @@
 #include "engine/model/unet_config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <stdexcept>
 
@@ -31,6 +32,8 @@ void UNetConfig::validate() const {
                 "), each pooling at least one axis");
     }
   }
+  if (deep_supervision && padding != Padding::same)
+    bad("deep supervision", "on", "\"same\" padding (its heads need the decoder levels on the input's grid)");
   if (convs_per_level < 1 || convs_per_level > 8) bad("convolutions per level", std::to_string(convs_per_level), "1 to 8");
   if (kernel < 1 || kernel % 2 == 0 || kernel > 7) bad("kernel", std::to_string(kernel), "an odd size from 1 to 7");
   if (!(dropout >= 0.f && dropout < 1.f)) bad("dropout", std::to_string(dropout), "a rate in [0, 1)");
@@ -38,6 +41,15 @@ void UNetConfig::validate() const {
   if (classes < 2) bad("classes", std::to_string(classes), "at least 2 (background included)");
   if (head == Head::sigmoid && classes != 2)
     bad("classes", std::to_string(classes), "2 with the sigmoid head (use softmax for more)");
+}
+
+std::vector<float> UNetConfig::loss_weights() const {
+  if (!deep_supervision) return {1.f};
+  std::vector<float> w(static_cast<size_t>(depth));
+  double total = 0;
+  for (int l = 0; l < depth; ++l) total += w[l] = (depth > 1 && l == depth - 1) ? 0.f : std::ldexp(1.f, -l);
+  for (float& v : w) v = static_cast<float>(v / total);
+  return w;
 }
 
 std::string window_text(PoolWindow w, int dims) {
@@ -80,7 +92,7 @@ std::string UNetConfig::str() const {
          std::to_string(kernel) + "^" + std::to_string(dims) + ", norm " + choice_name(kNormChoices, norm) + ", dropout " +
          std::to_string(dropout).substr(0, 4) + ", padding " + choice_name(kPaddings, padding) +
          ", " + std::to_string(in_channels) + " input channel(s), " + std::to_string(classes) + " classes (" +
-         choice_name(kHeads, head) + ")";
+         choice_name(kHeads, head) + ")" + (deep_supervision ? ", deep supervision" : "");
 }
 
 }  // namespace unet

@@ -58,6 +58,10 @@ struct UNetConfig {
   int classes = 2;              // including background
   Head head = Head::sigmoid;    // sigmoid needs classes == 2 (one logit); softmax any >= 2
   ActivationSpec activation{Activation::relu, 0.01f};
+  // nnU-Net's deep supervision: a 1x1 head on each upper decoder level with a
+  // share of the loss, trained beside the full-resolution head (unet_model.h);
+  // "same" padding only.
+  bool deep_supervision = false;
   uint64_t seed = 0;            // He initialization
 
   int64_t filters(int level) const {
@@ -65,6 +69,10 @@ struct UNetConfig {
     return max_filters > 0 ? std::min<int64_t>(f, max_filters) : f;
   }
   int64_t out_channels() const { return head_channels(head, classes); }
+  // Each decoder level's share of the loss: {1} without deep supervision; with
+  // it 1/2^l, the lowest level 0 (when there are two or more), normalized to
+  // sum 1 (nnU-Net's weights).
+  std::vector<float> loss_weights() const;
   PoolWindow window(int level) const {
     return pooling.empty() ? PoolWindow{dims == 3 ? 2 : 1, 2, 2} : pooling[static_cast<size_t>(level)];
   }

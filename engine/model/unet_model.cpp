@@ -84,6 +84,7 @@ UNet::UNet(const UNetConfig& config) : backend_(cpu_backend()), config_(config) 
     add_layer(LayerKind::pool, "pool" + n, l, f, f).window = config_.window(l);
   }
   bottleneck_ = add_block("bottleneck", depth, config_.filters(depth - 1), config_.filters(depth));
+  const std::vector<float> loss_weights = config_.loss_weights();
   for (int l = depth - 1; l >= 0; --l) {
     Level& V = levels_[l];
     const std::string n = std::to_string(l);
@@ -98,6 +99,13 @@ UNet::UNet(const UNetConfig& config) : backend_(cpu_backend()), config_(config) 
     add_layer(LayerKind::concat, "cat" + n, l, 2 * co, 2 * co).crop =
         config_.padding == Padding::valid && config_.kernel > 1;
     V.dec = add_block("dec" + n, l, 2 * co, co);
+    if (l > 0 && config_.deep_supervision && loss_weights[l] > 0) {
+      V.deep = static_cast<int>(layers_.size());
+      Layer& ds = add_layer(LayerKind::deep_head, "ds" + n, l, co, config_.out_channels());
+      ds.spec = {1, Padding::same};
+      ds.w = add_param(ds.name + ".weight", kernel_shape(ds.co, ds.ci, 1, dims));
+      ds.b = add_param(ds.name + ".bias", {ds.co});
+    }
   }
   head_ = static_cast<int>(layers_.size());
   Layer& head = add_layer(LayerKind::head, "head", 0, config_.filters(0), config_.out_channels());
@@ -193,6 +201,19 @@ UNet::Slot UNet::other_scratch(const Slot& s, const Shape& shape) const {
 
 Tensor UNet::dlogits() { return view(dlogits_); }
 
+std::vector<UNet::DeepOutput> UNet::deep_outputs(const int32_t* labels) {
+  std::vector<DeepOutput> out;
+  const std::vector<float> weights = config_.loss_weights();
+  for (int l = 0; l < config_.depth; ++l) {
+    const Level& V = levels_[l];
+    if (V.deep < 0) continue;
+    auto* coarse = reinterpret_cast<int32_t*>(a_ + V.deep_labels);
+    ops::subsample_labels(*backend_, labels, input_.n, input_.grid(), V.stride, coarse);
+    out.push_back({view(V.deep_logits), view(V.deep_dlogits), coarse, weights[l]});
+  }
+  return out;
+}
+
 Tensor UNet::logits_on_host() {
   if (!backend_->separate_memory()) return view(logits_);
   host_logits_.resize(static_cast<size_t>(logits_.shape.count()));
@@ -279,9 +300,15 @@ void UNet::forward_ops(bool training) {
   if (drop) dropout(block_out(bottleneck_), 1, false);
   void* ws = workspace_.get();
   for (int l = depth - 1; l >= 0; --l) {
-    const Layer& up = layers_[levels_[l].up];
+    const Level& V = levels_[l];
+    const Layer& up = layers_[V.up];
     ops::upconv_forward(*backend_, view(up.in), p_ + up.w, p_ + up.b, view(up.out), ws, up.window);
-    block_forward(levels_[l].dec, training);
+    block_forward(V.dec, training);
+    if (training && V.deep >= 0) {
+      const Layer& D = layers_[V.deep];
+      ops::conv_forward(*backend_, D.conv, view(D.in), p_ + D.w, p_ + D.b, view(D.out), ws);
+      if (D.out.offset != V.deep_logits.offset) ops::convert(*backend_, view(D.out), view(V.deep_logits));
+    }
   }
   const Layer& head = layers_[head_];
   ops::conv_forward(*backend_, head.conv, view(head.in), p_ + head.w, p_ + head.b, view(head.out), ws);
@@ -336,6 +363,14 @@ void UNet::backward_ops() {
   for (int l = 0; l < depth; ++l) {
     const Level& V = levels_[l];
     const Layer& up = layers_[V.up];
+    if (V.deep >= 0) {  // its head's gradient joins the one from above
+      const Layer& D = layers_[V.deep];
+      if (V.deep_dhead.offset != V.deep_dlogits.offset)
+        ops::convert(*backend_, view(V.deep_dlogits), view(V.deep_dhead));
+      ops::conv_backward(*backend_, D.conv, view(D.in), p_ + D.w, view(V.deep_dhead), view(cur), g_ + D.w, g_ + D.b,
+                         GradMode::accumulate, ws);
+      if (parallel_.grads_ready) parallel_.grads_ready(D.w);
+    }
     block_backward(V.dec, cur, &V.dcat, true);
     cur = other_scratch(V.dcat, up.in.shape);
     const int64_t f = config_.filters(l);
@@ -374,6 +409,10 @@ std::vector<LayerInfo> UNet::summary() const {
         break;
       case LayerKind::head:
         rows.push_back({L.name, "conv 1x1 (logits)", L.out.shape, L.params, double(conv_macs(L.in.shape, L.co, L.spec))});
+        break;
+      case LayerKind::deep_head:
+        rows.push_back({L.name, "conv 1x1 (supervision)", L.out.shape, L.params,
+                        double(conv_macs(L.in.shape, L.co, L.spec))});
         break;
       case LayerKind::pool:
         rows.push_back({L.name, "max-pool " + window_text(L.window, config_.dims), L.out.shape, 0, 0});

@@ -36,6 +36,7 @@
 #include "engine/device/cuda_graph.h"
 #include "kernels/base/tensor.h"
 #include "engine/model/unet_config.h"
+#include "kernels/subsample.h"
 
 namespace unet {
 
@@ -123,6 +124,19 @@ class UNet {
 
   Tensor forward(const Tensor& input, bool training, uint64_t step = 0);
   Tensor dlogits();  // where the loss writes its gradient
+
+  // Deep supervision (config().deep_supervision): the upper decoder levels'
+  // logits, which forward(training = true) computes beside the full-resolution
+  // ones and whose gradients (dlogits) backward() adds in, each with its share
+  // of the loss; the full-resolution logits' share is head_weight() (1 without).
+  struct DeepOutput {
+    Tensor logits, dlogits;
+    const int32_t* labels;  // the batch's labels at this level's grid
+    float weight;
+  };
+  // Subsamples `labels` (the batch's, staged) to each level's grid, into the arena.
+  std::vector<DeepOutput> deep_outputs(const int32_t* labels);
+  float head_weight() const { return config_.loss_weights()[0]; }
   void backward(const Tensor& input);
   // The logits of the last forward() in host memory (a copy on a GPU).
   Tensor logits_on_host();
@@ -144,14 +158,15 @@ class UNet {
     DType dtype = DType::f32;  // the backend's activation type, or fp32 (logits, their gradient, the caller's input)
     Slot channels(int64_t c0, int64_t count) const;
   };
-  enum class LayerKind { conv, pool, upconv, concat, head };
+  // deep_head: deep supervision's 1x1 head on an upper decoder level (training only).
+  enum class LayerKind { conv, pool, upconv, concat, head, deep_head };
   // One layer of the net, in the order forward() runs them. The constructor
   // builds the table once (names, channels, parameters); plan() gives each
   // layer its shapes and its place in the arena. Planning, summary() and the
   // ONNX exporter walk it; forward_ops() and backward_ops() are call lists over it.
   struct Layer {
     LayerKind kind = LayerKind::conv;
-    std::string name;        // "enc0.conv1", "pool0", "bottleneck.conv0", "up2", "cat2", "dec2.conv0", "head"
+    std::string name;        // "enc0.conv1", "pool0", "bottleneck.conv0", "up2", "cat2", "dec2.conv0", "ds1", "head"
     int level = 0;           // 0..depth-1, depth for the bottleneck
     int64_t ci = 0, co = 0;  // channels in and out
     ConvSpec spec;           // conv, head
@@ -199,6 +214,8 @@ class UNet {
   int64_t arena_offset(int64_t bytes);
   Slot alloc(const Shape& s, DType type);
   Slot lay_block(int first, const Slot& in, const Shape& out_shape, const Slot* out);
+  struct Level;
+  void lay_deep_head(Level& level, const Slot& in);
   void plan_convolutions();
   // What the arena, pooling indices and staging buffers take for `input` (no
   // workspace), laying the net out for it.
@@ -220,7 +237,14 @@ class UNet {
   std::vector<Layer> layers_;
   struct Level {  // a level's layers, as indices into layers_ (enc, dec: the block's first conv)
     int enc = 0, pool = 0, up = 0, cat = 0, dec = 0;
+    int deep = -1;  // its deep supervision head, if any
     Slot dcat;  // the concatenation's gradient
+    // Deep supervision: fp32 logits and their gradient (deep.out, deep_dhead:
+    // their 16-bit copies under mixed precision), the labels' arena offset, and
+    // how many input voxels one of this level's covers (D, H, W).
+    Slot deep_logits, deep_dlogits, deep_dhead;
+    int64_t deep_labels = -1;
+    Grid stride{1, 1, 1};
   };
   std::vector<Level> levels_;  // 0..depth-1
   int bottleneck_ = 0, head_ = 0;  // the bottleneck's first conv, the head

@@ -282,6 +282,12 @@ void UNet::lay_out(const Shape& input) {
     workspace_bytes_ = std::max(workspace_bytes_, ops::upconv_workspace_bytes(*backend_, cur.shape, up.co, up.window));
     cur = lay_block(V.dec, cat.out, sizes.dec(l, c.filters(l)), nullptr);
     V.dcat = alloc(cat.out.shape, act_);
+    V.stride = {1, 1, 1};
+    for (int j = 0; j < l; ++j) {
+      const PoolWindow w = window_for(input, c.window(j));
+      V.stride[0] *= w.d, V.stride[1] *= w.h, V.stride[2] *= w.w;
+    }
+    if (V.deep >= 0) lay_deep_head(V, cur);
   }
   Layer& head = layers_[head_];
   head.in = cur;
@@ -297,9 +303,22 @@ void UNet::lay_out(const Shape& input) {
   argmax_count_ = argmax;
 }
 
+// Its input, its fp32 logits and their gradient (16-bit copies under mixed
+// precision, as the main head's), and its labels.
+void UNet::lay_deep_head(Level& V, const Slot& in) {
+  Layer& D = layers_[V.deep];
+  D.in = in;
+  const Shape logits = conv_output_shape(in.shape, D.co, D.spec);
+  V.deep_logits = alloc(logits, DType::f32);
+  V.deep_dlogits = alloc(logits, DType::f32);
+  D.out = D.pre = act_ == DType::f32 ? V.deep_logits : alloc(logits, act_);
+  V.deep_dhead = act_ == DType::f32 ? V.deep_dlogits : alloc(logits, act_);
+  V.deep_labels = arena_offset(logits.n * logits.spatial() * int64_t(sizeof(int32_t)));
+}
+
 void UNet::plan_convolutions() {
   for (Layer& L : layers_) {
-    if (L.kind != LayerKind::conv && L.kind != LayerKind::head) continue;
+    if (L.kind != LayerKind::conv && L.kind != LayerKind::head && L.kind != LayerKind::deep_head) continue;
     // Forward writes y = pre, backward reads dy where the block's gradient lies
     // (out's layout: the skip half of a concatenation for an encoder's last conv).
     L.conv = ops::plan_conv(*backend_, L.in.shape, L.co, L.spec, {L.in.stride, L.pre.stride, L.out.stride});

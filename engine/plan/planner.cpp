@@ -124,6 +124,10 @@ class ConfigurationPlanner {
                         pooling_text(c.model.pooling, c.model.dims) +
                         ": an axis pools while it stays >= 4 voxels and is at most 2x the finest spacing" +
                         " (at most " + std::to_string(depth_cap) + " levels)");
+    std::string shares;
+    for (float w : c.model.loss_weights()) shares += (shares.empty() ? "" : ", ") + mm(w);
+    c.reasons.push_back("deep supervision: a head on each decoder level, losses weighted " + shares +
+                        " from full resolution down (nnU-Net's; --no-deep-supervision turns it off)");
     // The largest batch that fits, but no more than 5% of the dataset's voxels
     // in one batch (nnU-Net's cap), and at least 2.
     double dataset_voxels = 0;
@@ -148,6 +152,7 @@ class ConfigurationPlanner {
     m.start_filters = 32;
     m.max_filters = three_d_ ? 320 : 512;
     m.norm = NormChoice::instance;
+    m.deep_supervision = true;
     m.activation = {Activation::leaky_relu, 0.01f};
     m.in_channels = static_cast<int>(f_.channels);
     m.classes = o_.classes;
@@ -258,6 +263,7 @@ nlohmann::json to_json(const DatasetPlan& p) {
                        {"max_filters", c.model.max_filters},
                        {"classes", c.model.classes},
                        {"norm", choice_name(kNormChoices, c.model.norm)},
+                       {"deep_supervision", c.model.deep_supervision},
                        {"activation", choice_name(kActivations, c.model.activation.kind)},
                        {"arena_bytes", c.arena_bytes},
                        {"model_bytes", c.model_bytes},
@@ -302,6 +308,7 @@ PlanChoice read_plan(const std::string& path, const std::string& configuration) 
     pc.model.max_filters = c.at("max_filters");
     pc.model.classes = c.at("classes");
     pc.model.norm = choose(kNormChoices, c.at("norm").get<std::string>(), "norm");
+    pc.model.deep_supervision = c.at("deep_supervision");
     pc.model.activation.kind = choose(kActivations, c.at("activation").get<std::string>(), "activation");
     pc.arena_bytes = c.at("arena_bytes");
     pc.model_bytes = c.at("model_bytes");

@@ -1,6 +1,7 @@
 #include "engine/storage/checkpoint.h"
 
 #include <algorithm>
+#include <set>
 #include <nlohmann/json.hpp>
 
 namespace unet {
@@ -55,6 +56,7 @@ std::string config_to_json(const UNetConfig& c) {
                    {"seed", c.seed}};
   if (c.max_filters > 0) j["max_filters"] = c.max_filters;  // absent: no cap, as in files written before it
   if (!c.pooling.empty()) j["pooling"] = pooling_text(c.pooling, c.dims);  // absent: 2 along every axis
+  if (c.deep_supervision) j["deep_supervision"] = true;
   return j.dump();
 }
 
@@ -67,6 +69,7 @@ UNetConfig config_from_json(const std::string& text, const std::string& where) {
     c.start_filters = j.at("start_filters");
     c.max_filters = j.value("max_filters", 0);
     if (j.contains("pooling")) c.pooling = parse_pooling(j.at("pooling").get<std::string>(), c.dims);
+    c.deep_supervision = j.value("deep_supervision", false);
     c.convs_per_level = j.at("convs_per_level");
     c.kernel = j.at("kernel");
     c.norm = field_choice(kNormChoices, j, "norm", where);
@@ -91,22 +94,39 @@ UNetConfig config_from_json(const std::string& text, const std::string& where) {
   return c;
 }
 
-Safetensors weights_of(const UNet& model, std::map<std::string, std::string> metadata) {
+namespace {
+
+// The parameter offsets of the deep supervision heads.
+std::set<int64_t> deep_head_params(const UNet& model) {
+  std::set<int64_t> out;
+  for (const UNet::Layer& L : model.layers())
+    if (L.kind == UNet::LayerKind::deep_head) out.insert({L.w, L.b});
+  return out;
+}
+
+}  // namespace
+
+Safetensors weights_of(const UNet& model, std::map<std::string, std::string> metadata, WeightsFor use) {
   Safetensors f;
   f.metadata = std::move(metadata);
   f.metadata["format"] = "pt";
-  f.metadata["unet.config"] = config_to_json(model.config());
+  UNetConfig config = model.config();
+  const std::set<int64_t> left_out = use == WeightsFor::prediction ? deep_head_params(model) : std::set<int64_t>{};
+  if (use == WeightsFor::prediction) config.deep_supervision = false;
+  f.metadata["unet.config"] = config_to_json(config);
   model.copy_to_host();  // from the GPU, where the model trains there
   for (const ParamInfo& p : model.param_table())
-    f.tensors.push_back({p.name, p.shape, {model.params() + p.offset, model.params() + p.offset + p.count}});
+    if (!left_out.count(p.offset))
+      f.tensors.push_back({p.name, p.shape, {model.params() + p.offset, model.params() + p.offset + p.count}});
   const std::vector<float>& state = model.state();
   for (const StateEntry& s : state_entries(model))
     f.tensors.push_back({s.name, {s.count}, {state.begin() + s.offset, state.begin() + s.offset + s.count}});
   return f;
 }
 
-void save_weights(const std::string& path, const UNet& model, std::map<std::string, std::string> metadata) {
-  write_safetensors(path, weights_of(model, std::move(metadata)));
+void save_weights(const std::string& path, const UNet& model, std::map<std::string, std::string> metadata,
+                  WeightsFor use) {
+  write_safetensors(path, weights_of(model, std::move(metadata), use));
 }
 
 UNetConfig stored_config(const Safetensors& file, const std::string& path) {
@@ -117,8 +137,10 @@ UNetConfig stored_config(const Safetensors& file, const std::string& path) {
 }
 
 void load_weights(UNet& model, const Safetensors& file, const std::string& path) {
-  auto copy = [&](const std::string& name, const std::vector<int64_t>& shape, float* dst) {
+  const std::set<int64_t> optional = deep_head_params(model);
+  auto copy = [&](const std::string& name, const std::vector<int64_t>& shape, float* dst, bool required) {
     const NamedTensor* t = file.find(name);
+    if (!t && !required) return;
     if (!t) throw FileError(path + ": tensor " + name + " is missing (the file holds another model?)");
     if (t->shape != shape) {
       auto str = [](const std::vector<int64_t>& s) {
@@ -131,8 +153,9 @@ void load_weights(UNet& model, const Safetensors& file, const std::string& path)
     }
     std::copy(t->values.begin(), t->values.end(), dst);
   };
-  for (const ParamInfo& p : model.param_table()) copy(p.name, p.shape, model.params() + p.offset);
-  for (const StateEntry& s : state_entries(model)) copy(s.name, {s.count}, model.state().data() + s.offset);
+  for (const ParamInfo& p : model.param_table())
+    copy(p.name, p.shape, model.params() + p.offset, !optional.count(p.offset));
+  for (const StateEntry& s : state_entries(model)) copy(s.name, {s.count}, model.state().data() + s.offset, true);
   model.copy_to_device();
 }
 

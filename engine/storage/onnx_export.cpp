@@ -117,6 +117,8 @@ class Exporter {
         case UNet::LayerKind::head:
           conv(L, x, "logits", true);
           break;
+        case UNet::LayerKind::deep_head:  // training only: prediction takes the full-resolution head
+          break;
       }
     }
     if (c_.head == Head::sigmoid)

@@ -87,7 +87,7 @@ bool RunFolder::load_checkpoint(UNet& model, TrainState& s) const {
 }
 
 void RunFolder::save_best(const UNet& model, const std::map<std::string, std::string>& metadata) const {
-  save_weights(path(kBest), model, metadata);
+  save_weights(path(kBest), model, metadata, WeightsFor::prediction);
 }
 
 bool RunFolder::load_best(UNet& model) const {

@@ -1,7 +1,8 @@
 // The run folder, the one owner of every path of a training run:
 //   run.json, config.ini                      what was run, and the options as --config reads them
 //   last.safetensors, last.state.safetensors  weights; optimizer moments, step, early-stopping and loss-scaling state
-//   best.safetensors                          weights of the best validation mean foreground Dice
+//   best.safetensors                          weights of the best validation mean foreground Dice,
+//                                             for prediction (no deep supervision heads)
 //   metrics.jsonl                             one JSON line per logged step and per validation
 // Every file but the log is written atomically, and the state goes after the
 // weights: a state file never points at weights older than itself.

@@ -45,7 +45,12 @@ std::optional<StagedBatch> TrainStep::take(const NextBatch& next) {
 
 void TrainStep::pass(const StagedBatch& batch, int64_t step, bool last) {
   const Tensor logits = model_.forward(batch.input, true, static_cast<uint64_t>(step));
-  ops::step_loss(model_.backend(), logits, batch.labels, model_.dlogits(), s_.loss, s_.reduce_sums, in(), out());
+  ops::step_loss(model_.backend(), logits, batch.labels, model_.dlogits(), with_weight(s_.loss, model_.head_weight()),
+                 s_.reduce_sums, in(), out());
+  // Deep supervision: each upper decoder level's loss, on its labels, with its share.
+  for (const UNet::DeepOutput& d : model_.deep_outputs(batch.labels))
+    ops::step_loss(model_.backend(), d.logits, d.labels, d.dlogits, with_weight(s_.loss, d.weight), s_.reduce_sums, in(),
+                   out());
   if (s_.reducer && last) s_.reducer->begin();  // the last batch's backward completes the sums
   model_.backward(batch.input);
 }

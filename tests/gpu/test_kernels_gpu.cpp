@@ -27,6 +27,7 @@
 #include "kernels/metrics.h"
 #include "kernels/norm.h"
 #include "kernels/optimizer.h"
+#include "kernels/subsample.h"
 #include "kernels/upconv.h"
 #include "tests/gradcheck.h"
 
@@ -67,6 +68,18 @@ TEST_F(GpuKernels, MaxPoolMatchesCpu) {
       EXPECT_EQ(download(gdx), dx) << in.str();
     }
   }
+}
+
+TEST_F(GpuKernels, SubsampledLabelsMatchCpu) {
+  const Grid grid{6, 20, 18}, stride{1, 4, 2};
+  std::vector<int32_t> in(2 * 6 * 20 * 18);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<int32_t>((i * 7 + i / 5) % 4);
+  const Grid o = subsampled_grid(grid, stride);
+  std::vector<int32_t> out(static_cast<size_t>(2 * o[0] * o[1] * o[2]), -1);
+  auto gin = upload(in), gout = upload(out);
+  subsample_labels_cuda(gin.data(), 2, grid, stride, gout.data(), nullptr);
+  subsample_labels(in.data(), 2, grid, stride, out.data());
+  EXPECT_EQ(download(gout), out);
 }
 
 TEST_F(GpuKernels, CropMatchesCpu) {

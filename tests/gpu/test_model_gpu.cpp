@@ -81,6 +81,11 @@ UNetConfig anisotropic(UNetConfig c) {
   return c;
 }
 
+UNetConfig supervised(UNetConfig c) {
+  c.deep_supervision = true;
+  return c;
+}
+
 std::vector<Net> nets() {
   return {
       // The CLI's default layout: no norm, "same": the encoders' last convolutions
@@ -96,6 +101,10 @@ std::vector<Net> nets() {
       {"3d_anisotropic_instance", anisotropic(net(3, 3, NormChoice::instance, 2, Padding::same, 0.f,
                                                   Activation::leaky_relu)),
        shape3d(2, 2, 4, 16, 24), LossKind::dice_ce},
+      // Deep supervision: heads on decoder levels 1 and 2 and their losses in the step.
+      {"2d_deep_supervision_softmax", supervised(net(2, 4, NormChoice::instance, 3, Padding::same, 0.f,
+                                                     Activation::leaky_relu)),
+       shape2d(2, 2, 32, 48), LossKind::dice_ce},
   };
 }
 

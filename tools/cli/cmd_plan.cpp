@@ -57,11 +57,12 @@ void print_plan(const DatasetPlan& p) {
   for (const std::string& r : p.normalization_reasons) std::printf("  normalization, %s\n", r.c_str());
   for (const PlannedConfiguration& c : p.configurations) {
     std::printf("\n  %s: --dims %d --size %s --batch-size %d --depth %d --pooling %s --start-filters %d "
-                "--max-filters %d --norm %s --activation %s --classes %d\n",
+                "--max-filters %d --norm %s --activation %s --classes %d%s\n",
                 c.name.c_str(), c.model.dims, c.size_text().c_str(), c.batch, c.model.depth,
                 pooling_text(c.model.pooling, c.model.dims).c_str(), c.model.start_filters,
                 c.model.max_filters, choice_name(kNormChoices, c.model.norm),
-                choice_name(kActivations, c.model.activation.kind), c.model.classes);
+                choice_name(kActivations, c.model.activation.kind), c.model.classes,
+                c.model.deep_supervision ? " --deep-supervision" : "");
     for (const std::string& r : c.reasons) std::printf("    %s\n", r.c_str());
   }
 }

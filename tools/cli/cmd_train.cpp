@@ -151,6 +151,7 @@ void apply_plan(CLI::App& cmd, TrainCli& o) {
   if (unset("--max-filters")) m.max_filters = c.model.max_filters;
   if (unset("--classes")) m.classes = c.model.classes;
   if (unset("--norm")) o.model.norm = choice_name(kNormChoices, c.model.norm);
+  if (unset("--deep-supervision")) m.deep_supervision = c.model.deep_supervision;
   if (unset("--activation")) o.model.activation = choice_name(kActivations, c.model.activation.kind);
   if (unset("--normalize")) o.planned_norm = p.normalization.channels;
   if (unset("--spacing")) o.spacing.assign(p.spacing.begin(), p.spacing.begin() + (p.data_dims == 3 ? 3 : 2));

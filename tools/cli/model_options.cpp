@@ -18,6 +18,9 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
                  "pooled in-plane first); default 2 along every axis");
   cmd.add_option("--max-filters", c.max_filters, "Cap on any level's filters (0: none; nnU-Net: 320 in 3D, 512 in 2D)")
       ->capture_default_str();
+  cmd.add_flag("--deep-supervision,!--no-deep-supervision", c.deep_supervision,
+               "Deep supervision: a 1x1 head on each upper decoder level, losses weighted 1/2^l (nnU-Net's; on in "
+               "plans); the weights for prediction keep the full-resolution head only");
   cmd.add_option("--convs-per-level", c.convs_per_level, "Convolutions in each block")->capture_default_str();
   cmd.add_option("--kernel", c.kernel, "Convolution size (odd)")->capture_default_str();
   add_choice(cmd, "--norm", o.norm, kNormChoices, "Normalization after each convolution");
