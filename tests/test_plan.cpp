@@ -184,10 +184,24 @@ TEST_F(PlanDataset, PlanAndTrainThroughTheBinary) {
   EXPECT_EQ(config["model"]["norm"], "instance");
   EXPECT_EQ(config["normalization"]["channels"][0]["scheme"], "ct");
 
+  // The 2d configuration trains on slices along z (the coarsest axis), resampled in-plane only.
+  EXPECT_EQ(j["plan"]["configurations"]["2d"]["slice_axis"], "z");
   const test::Result slices = test::run_unet("train --plan " + test::quote(plan) + " --configuration 2d --data " +
-                                             test::quote(data()) + " --steps 1 --run-dir " + test::quote(run + "2"));
-  EXPECT_NE(slices.status, 0);
-  EXPECT_NE(slices.out.find("slices of volumes"), std::string::npos) << slices.out;
+                                             test::quote(data()) + " --val-cases case4 --steps 1 --batch-size 2 "
+                                             "--run-dir " + test::quote(run + "2"));
+  ASSERT_EQ(slices.status, 0) << slices.out;
+  EXPECT_NE(slices.out.find("spacing 0.8 x 0.8 x as is"), std::string::npos) << slices.out;
+  EXPECT_NE(slices.out.find("training slices along z"), std::string::npos) << slices.out;
+  // No model options: unet train plans first, into the run folder, and trains what it planned.
+  const test::Result planned = test::run_unet("train --data " + test::quote(data()) + " --val-cases case4 --steps 1 "
+                                              "--run-dir " + test::quote(run + "_auto"));
+  ASSERT_EQ(planned.status, 0) << planned.out;
+  EXPECT_NE(planned.out.find("no model options: planning"), std::string::npos) << planned.out;
+  EXPECT_TRUE(std::filesystem::exists(run + "_auto/plan.json"));
+  const nlohmann::json chosen = test::load_json(run + "_auto/run.json");
+  EXPECT_EQ(chosen["model"]["pooling"], "2x2x1,2x2x2,2x2x2");
+  EXPECT_EQ(chosen["model"]["max_filters"], 320);
+
   const test::Result missing = test::run_unet("plan --data " + test::quote(dir_ + "/absent"));
   EXPECT_NE(missing.status, 0);
   EXPECT_NE(missing.out.find("absent"), std::string::npos) << missing.out;

@@ -108,6 +108,8 @@ TEST(ResampleGrid, KeepsTheExtentAndLeavesA2DDepthAlone) {
   EXPECT_EQ(resampled_grid({64, 128, 128}, {3, 3, 5}, {1.5, 1.5, 2.5}, 3), (std::array<int64_t, 3>{128, 256, 256}));
   EXPECT_EQ(resampled_grid({1, 100, 60}, {0.5, 0.5, 7}, {1, 1, 1}, 2), (std::array<int64_t, 3>{1, 50, 30}));
   EXPECT_EQ(resampled_grid({3, 4, 4}, {1, 1, 1}, {10, 10, 10}, 3), (std::array<int64_t, 3>{1, 1, 1}));
+  EXPECT_EQ(resampled_grid({10, 24, 30}, {1.2, 1.2, 3}, {2.4, 2.4, 0}, 3), (std::array<int64_t, 3>{10, 12, 15}));
+  EXPECT_TRUE(same_spacing({2.4, 2.4, 3}, {2.4, 2.4, 0}, 3));  // a 0 target keeps the axis
   EXPECT_TRUE(same_spacing({1, 1, 3}, {1.0005, 1, 3}, 3));
   EXPECT_FALSE(same_spacing({1, 1, 3}, {1, 1, 3.1}, 3));
   EXPECT_TRUE(same_spacing({1, 1, 3}, {1, 1, 9}, 2));  // a 2D image has no z to compare
@@ -150,10 +152,34 @@ TEST_F(Resample, PredictAtAnotherSpacingWritesTheInputsGrid) {
   ASSERT_EQ(e.status, 0) << e.out;
   EXPECT_NE(test::slurp(onnx).find("unet.spacing"), std::string::npos) << "the spacing rides in the ONNX metadata";
 
-  const test::Result bad = test::run_unet("train --data " + test::quote(file("data.csv")) +
-                                          " --dims 3 --classes 3 --spacing 2.4,2.4 --steps 1 --run-dir " + test::quote(run + "2"));
-  EXPECT_NE(bad.status, 0);
-  EXPECT_NE(bad.out.find("give x,y,z"), std::string::npos) << bad.out;
+}
+
+// A 2D net on the volumes: trained on their slices (resampled in-plane, z as
+// it is), it predicts a volume at another spacing slice by slice into a mask
+// of that volume's grid and affine; along another axis too.
+TEST_F(Resample, TwoDNetOnSlicesOfVolumes) {
+  for (const char* axis : {"z", "x"}) {
+    SCOPED_TRACE(axis);
+    const std::string run = dir_ + "/run2d_" + axis, pred = dir_ + "/pred2d_" + axis;
+    const test::Result t = test::run_unet(
+        "train --data " + test::quote(file("data.csv")) + " --dims 2 --slice-axis " + axis +
+        " --spacing 2.4,2.4 --size 16x8 --depth 1 --filters 4 --batch-size 2 --classes 3 --steps 2 --val-cases c1 "
+        "--val-every 2 --workers 1 --run-dir " + test::quote(run));
+    ASSERT_EQ(t.status, 0) << t.out;
+    EXPECT_NE(t.out.find("spacing 2.4 x 2.4 x as is: 2 of 2 cases resampled"), std::string::npos) << t.out;
+    // Resampled in-plane, 30 x 24 x 10 voxels become 15 x 12 x 10: 10 slices along z, 15 along x.
+    const std::string slices = std::string(axis) == "z" ? "10 training slices along z" : "15 training slices along x";
+    EXPECT_NE(t.out.find(slices), std::string::npos) << t.out;
+    const Safetensors w = read_safetensors(run + "/best.safetensors");
+    EXPECT_EQ(w.metadata.at("unet.slice_axis"), axis);
+    const test::Result p = test::run_unet("predict -w " + test::quote(run + "/best.safetensors") + " " +
+                                          test::quote(file("other.nii.gz")) + " -o " + test::quote(pred));
+    ASSERT_EQ(p.status, 0) << p.out;
+    const Volume input = read_nifti(file("other.nii.gz")), m = read_nifti(pred + "/other_mask.nii.gz");
+    EXPECT_TRUE(m.same_grid(input)) << m.w << "x" << m.h << "x" << m.d;
+    EXPECT_EQ(m.dims, 3);
+    for (int a = 0; a < 16; ++a) EXPECT_NEAR(m.affine[a], input.affine[a], 1e-6) << a;
+  }
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 // planned batch size. Where the image is smaller than a tile, or a "valid"
 // network needs context beyond the border, the image is padded with zeros (the
 // mean after z-scoring). Mirroring averages the logits over every flip of the
-// spatial axes (4 in 2D, 8 in 3D).
+// spatial axes (4 in 2D, 8 in 3D). A 2D network on a volume (D > 1) tiles it
+// one slice deep: it predicts the volume slice by slice along D.
 //
 // Contract: reads the image (channels x D x H x W, normalized) and the model's
 // parameters (inference mode: running statistics, no dropout); returns logits,

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "engine/model/unet_model.h"
+#include "io/data/slices.h"
 #include "io/file_error.h"
 
 namespace unet {
@@ -56,6 +57,13 @@ std::vector<PoolWindow> windows_for(const Axes& patch, std::array<double, 3> spa
   return windows;
 }
 
+// Spacings (D, H, W) in the order slicing_grid puts the axes.
+std::array<double, 3> slicing_grid_spacing(const std::array<double, 3>& s, int axis) {
+  if (axis == 1) return {s[1], s[0], s[2]};
+  if (axis == 2) return {s[2], s[0], s[1]};
+  return s;
+}
+
 // What an axis must divide by: the product of its windows.
 std::array<int64_t, 3> divisors(const std::vector<PoolWindow>& windows) {
   std::array<int64_t, 3> m{1, 1, 1};
@@ -78,7 +86,8 @@ class ConfigurationPlanner {
   PlannedConfiguration run() {
     PlannedConfiguration c;
     c.name = three_d_ ? "3d" : "2d";
-    Axes median{three_d_ ? 0 : 1, plan_.median_shape};
+    // 2D: the plane of a slice along the plan's axis (of the image itself for 2D data).
+    Axes median{three_d_ ? 0 : 1, three_d_ ? plan_.median_shape : slicing_grid(plan_.median_shape, plan_.slice_axis)};
     if (!three_d_) median.v[0] = 1;
     // nnU-Net's start: a patch of the median shape, at most 256^3 (3D) or 2048^2
     // (2D) voxels in the median's proportions.
@@ -88,12 +97,14 @@ class ConfigurationPlanner {
     for (int a = patch.first; a < 3; ++a) patch.v[a] = std::max<int64_t>(4, std::llround(double(median.v[a]) * scale));
     const int depth_cap = three_d_ ? 5 : 6;
     c.model = base_model();
+    if (!three_d_ && f_.dims == 3) c.reasons.push_back(plan_.slice_axis_reason);
     c.reasons.push_back("filters: " + std::to_string(c.model.start_filters) + " doubling per level, at most " +
                         std::to_string(c.model.max_filters) + " (nnU-Net's " + (three_d_ ? "3D" : "2D") + " cap)");
     // Shrink the axis furthest above its share of the median shape until a
     // batch of 2 fits the budget (nnU-Net's reduction).
     int shrinks = 0;
-    const std::array<double, 3> spacing_dhw{plan_.spacing[2], plan_.spacing[1], plan_.spacing[0]};
+    const std::array<double, 3> spacing_dhw =
+        slicing_grid_spacing({plan_.spacing[2], plan_.spacing[1], plan_.spacing[0]}, three_d_ ? 0 : plan_.slice_axis);
     for (;;) {
       c.model.pooling = windows_for(patch, spacing_dhw, depth_cap);
       c.model.depth = static_cast<int>(c.model.pooling.size());
@@ -245,7 +256,18 @@ DatasetPlan plan_dataset(const Fingerprint& f, const PlanOptions& options) {
     }
     p.normalization.channels.push_back(n);
   }
-  if (f.dims == 3) p.configurations.push_back(ConfigurationPlanner(f, p, o, true).run());
+  if (f.dims == 3) {
+    // Slices along the coarsest axis (nnU-Net's 2D), z where none is coarser.
+    const std::array<double, 3> dhw{p.spacing[2], p.spacing[1], p.spacing[0]};
+    for (int a = 1; a < 3; ++a)
+      if (dhw[a] > dhw[p.slice_axis] * 1.001) p.slice_axis = a;
+    p.slice_axis_reason = std::string("2d slices along ") + slice_axis_name(p.slice_axis) +
+                          (p.slice_axis == 0 && dhw[0] <= std::max(dhw[1], dhw[2]) * 1.001
+                               ? ": no axis is coarser than z"
+                               : ": the coarsest axis") +
+                          "; resampled in their plane only";
+    p.configurations.push_back(ConfigurationPlanner(f, p, o, true).run());
+  }
   p.configurations.push_back(ConfigurationPlanner(f, p, o, false).run());
   return p;
 }
@@ -268,6 +290,7 @@ nlohmann::json to_json(const DatasetPlan& p) {
                        {"arena_bytes", c.arena_bytes},
                        {"model_bytes", c.model_bytes},
                        {"reasons", c.reasons}};
+  if (!p.slice_axis_reason.empty()) configs["2d"]["slice_axis"] = slice_axis_name(p.slice_axis);
   return {{"spacing_xyz", p.spacing},
           {"spacing_reason", p.spacing_reason},
           {"median_shape_dhw", p.median_shape},
@@ -312,6 +335,10 @@ PlanChoice read_plan(const std::string& path, const std::string& configuration) 
     pc.model.activation.kind = choose(kActivations, c.at("activation").get<std::string>(), "activation");
     pc.arena_bytes = c.at("arena_bytes");
     pc.model_bytes = c.at("model_bytes");
+    if (name == "2d" && choice.data_dims == 3) {
+      field = "plan.configurations.2d.slice_axis";
+      choice.slice_axis = parse_slice_axis(c.at("slice_axis").get<std::string>());
+    }
     field = "plan.normalization";
     choice.normalization = normalization_from_json(plan.at("normalization"));
     field = "plan.spacing_xyz";

@@ -38,6 +38,8 @@ struct DatasetPlan {
   std::array<int64_t, 3> median_shape{1, 1, 1};  // D, H, W at the target spacing
   NormalizationStats normalization;
   std::vector<std::string> normalization_reasons;  // per channel
+  int slice_axis = 0;  // volumes: the 2d configuration's slicing axis (slices.h), the coarsest
+  std::string slice_axis_reason;
   int64_t budget_bytes = 0;
   std::vector<PlannedConfiguration> configurations;  // 3d first where the data is 3D, then 2d
 };
@@ -64,6 +66,7 @@ struct PlanChoice {
   NormalizationStats normalization;
   std::array<double, 3> spacing{1, 1, 1};
   int data_dims = 2;  // the dataset's: a 2d configuration of volumes trains on slices
+  int slice_axis = 0;  // ... along this axis
 };
 // `configuration` empty: 3d where planned, else 2d. Throws FileError naming
 // the file and what is wrong or missing.

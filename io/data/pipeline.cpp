@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "io/data/slices.h"
 #include "io/data/synthetic.h"
 
 namespace unet {
@@ -33,16 +34,24 @@ void synthetic_cases(const DataOptions& opt, Loaded& train, Loaded& val) {
   }
 }
 
-// The case at `target` spacing (a 0 target: as it is); whether it changed.
+// The case at `target` spacing (0 along an axis: that axis as it is); whether it changed.
 bool resample_case(CaseData& c, const Spacing& target) {
-  if (target[0] <= 0) return false;
-  if (c.image.dims == 3 && target[2] <= 0)
-    throw FileError(c.image.path + ": a volume, and the spacing to resample it to gives x and y only; give x,y,z");
-  if (same_spacing(c.image.spacing, target, c.image.dims)) return false;
+  if (target == Spacing{0, 0, 0} || same_spacing(c.image.spacing, target, c.image.dims)) return false;
   const std::array<int64_t, 3> from = c.image.grid();
   c.image = resample_image(c.image, target);
   if (!c.label.empty()) c.label = resample_labels(c.label, from, c.image.grid());
   return true;
+}
+
+// A case as the net sees it: as it is, or for a 2D net on volumes (slice_axis
+// >= 0) with that axis first, cut into its slices for training.
+void add_sample(Sample s, int slice_axis, bool validation, std::vector<Sample>& to) {
+  if (slice_axis >= 0) s = slicing_axis_first(s, slice_axis);
+  if (slice_axis < 0 || validation) {
+    to.push_back(std::move(s));
+    return;
+  }
+  for (Sample& slice : slices_of(s)) to.push_back(std::move(slice));
 }
 
 void load_split(const DataOptions& opt, Loaded& train, Loaded& val) {
@@ -67,11 +76,15 @@ void load_split(const DataOptions& opt, Loaded& train, Loaded& val) {
                   (long long)d.image.d, (long long)d.image.c, d.image.spacing[0], d.image.spacing[1],
                   d.image.spacing[2], 100.0 * double(foreground) / double(std::max<size_t>(d.label.size(), 1)));
     }
-  if (opt.spacing[0] > 0) {
-    char z[32] = "";
-    if (opt.spacing[2] > 0) std::snprintf(z, sizeof z, " x %g", opt.spacing[2]);
-    std::printf("spacing %g x %g%s: %d of %zu cases resampled to it (images linear, labels per-class linear)\n",
-                opt.spacing[0], opt.spacing[1], z, resampled, split.train.size() + split.val.size());
+  if (opt.spacing != Spacing{0, 0, 0}) {
+    std::string text;
+    for (double v : opt.spacing) {
+      char b[32] = "as is";
+      if (v > 0) std::snprintf(b, sizeof b, "%g", v);
+      text += (text.empty() ? "" : " x ") + std::string(b);
+    }
+    std::printf("spacing %s: %d of %zu cases resampled to it (images linear, labels per-class linear)\n",
+                text.c_str(), resampled, split.train.size() + split.val.size());
   }
 }
 
@@ -100,10 +113,15 @@ std::shared_ptr<PreparedData> prepare_data(const DataOptions& opt) {
     builder.add(c.image, c.label.data());
   }
   out->normalization = builder.finish();
+  if (opt.net_dims == 2 && first.dims == 3) out->slice_axis = opt.slice_axis, out->dims = 2;
   for (auto [from, to, ids] : {std::tuple{&train, &out->train, &out->train_ids}, std::tuple{&val, &out->val, &out->val_ids}}) {
     *ids = from->ids;
-    for (CaseData& c : from->cases) to->push_back(to_sample(std::move(c), out->normalization));
+    for (CaseData& c : from->cases)
+      add_sample(to_sample(std::move(c), out->normalization), out->slice_axis, to == &out->val, *to);
   }
+  if (out->slice_axis >= 0)
+    std::printf("a 2D net on volumes: %zu training slices along %s; the %zu validation volumes predicted slice by "
+                "slice\n", out->train.size(), slice_axis_name(out->slice_axis), out->val.size());
   for (const Sample& s : out->train) out->foreground.push_back(index_foreground(s));
   return out;
 }

@@ -27,6 +27,8 @@ struct DataOptions {
   PatchSpec patch;
   AugmentSpec augment;
   uint64_t seed = 0;
+  int net_dims = 2;                       // the model's: a 2D net on volumes trains on their slices
+  int slice_axis = 0;                     // ... along this axis (slices.h: 0 z, 1 y, 2 x)
   int synthetic_dims = 2;                 // the default's dims
   int64_t synthetic_size = 128;
   bool verbose = false;                   // print each case as it is loaded
@@ -40,6 +42,10 @@ struct PreparedData {
   int64_t channels = 1;
   int dims = 2;
   Spacing spacing{0, 0, 0};  // what the cases were resampled to; 0: their own
+  // >= 0: a 2D net on volumes. Every case's axes reordered so that this one
+  // comes first (slices.h); the training cases cut into their slices, the
+  // validation cases kept whole (a 2D net predicts a volume slice by slice).
+  int slice_axis = -1;
 };
 
 // Loads everything; prints what it found. Throws FileError / invalid_argument.

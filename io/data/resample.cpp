@@ -42,9 +42,9 @@ std::vector<float> along(const std::vector<float>& in, int64_t outer, int64_t n,
 
 }  // namespace
 
-bool same_spacing(const Spacing& a, const Spacing& b, int dims) {
+bool same_spacing(const Spacing& spacing, const Spacing& target, int dims) {
   for (int i = 0; i < (dims == 3 ? 3 : 2); ++i)
-    if (std::fabs(a[i] - b[i]) > 1e-3 * std::max(std::fabs(a[i]), std::fabs(b[i]))) return false;
+    if (target[i] > 0 && std::fabs(spacing[i] - target[i]) > 1e-3 * std::max(spacing[i], target[i])) return false;
   return true;
 }
 
@@ -52,7 +52,7 @@ std::array<int64_t, 3> resampled_grid(const std::array<int64_t, 3>& grid, const 
                                       const Spacing& target, int dims) {
   std::array<int64_t, 3> out = grid;
   for (int a = dims == 3 ? 0 : 1; a < 3; ++a)  // D, H, W <- z, y, x
-    out[a] = std::max<int64_t>(1, std::llround(double(grid[a]) * spacing[2 - a] / target[2 - a]));
+    if (target[2 - a] > 0) out[a] = std::max<int64_t>(1, std::llround(double(grid[a]) * spacing[2 - a] / target[2 - a]));
   return out;
 }
 

@@ -14,7 +14,8 @@
 // Labels: per-class linear (nnU-Net's): each output voxel takes the value whose
 // interpolated indicator is largest (ties to the smaller value), so a class is
 // lost only where it is thinner than the new voxels. A 2D volume is resampled
-// in its plane; its z spacing is left as it is.
+// in its plane; its z spacing is left as it is. A target of 0 along an axis
+// keeps that axis as it is (a 2D net's slicing axis).
 #pragma once
 
 #include <array>
@@ -27,8 +28,9 @@ namespace unet {
 
 using Spacing = std::array<double, 3>;  // x, y, z, as Volume::spacing
 
-// Whether two spacings agree within 0.1% on every axis a volume of `dims` has.
-bool same_spacing(const Spacing& a, const Spacing& b, int dims);
+// Whether a volume's spacing agrees with a target within 0.1% on every axis
+// the volume has (2D: x, y) and the target gives (not 0).
+bool same_spacing(const Spacing& spacing, const Spacing& target, int dims);
 
 // The grid (D, H, W) a volume of this grid and spacing takes at `target`.
 std::array<int64_t, 3> resampled_grid(const std::array<int64_t, 3>& grid, const Spacing& spacing,

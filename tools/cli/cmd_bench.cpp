@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "engine/device/blas_core.h"
 #include "engine/storage/checkpoint.h"
 #include "engine/train/loss_scaler.h"
 #include "engine/train/train_step.h"
@@ -111,6 +112,7 @@ void add_bench_command(CLI::App& app) {
         {"cuda_graph_replays", be.graph_replays()},
         {"device", be.name()},
         {"threads", omp_get_max_threads()},
+        {"blas_core", blas_core().running},
         {"config",
          {{"dims", c.dims}, {"size", size}, {"start_filters", c.start_filters}, {"depth", c.depth},
           {"norm", o->model.norm}, {"batch", input.n}}},

@@ -13,17 +13,15 @@
 #include "tools/cli/commands.h"
 #include "tools/cli/device_options.h"
 #include "tools/cli/label_options.h"
+#include "tools/cli/planning.h"
 
 namespace unet {
 namespace {
 
 struct PlanCli {
-  std::string data, output = "plan.json";
-  double memory_budget_gib = 0;
-  int classes = 0, workers = 0;
-  bool ct = false;
+  PlanRequest request;
+  std::string output = "plan.json";
   DeviceOptions device;
-  LabelOptions labels;
 };
 
 int64_t machine_bytes() { return int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGE_SIZE)); }
@@ -69,38 +67,44 @@ void print_plan(const DatasetPlan& p) {
 
 }  // namespace
 
+void plan_and_write(const PlanRequest& r, const std::string& output) {
+  const Dataset ds = open_dataset(r.data);
+  const LabelSpec labels = resolve_labels(
+      r.labels, r.classes ? r.classes : ds.classes.size() >= 2 ? static_cast<int>(ds.classes.size()) : 2);
+  const int workers = r.workers > 0 ? r.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const Fingerprint f = fingerprint_dataset(ds, labels, workers);
+  print_fingerprint(f);
+  PlanOptions po;
+  po.backend = r.backend ? r.backend : cpu_backend();
+  po.budget_bytes = r.memory_budget_gib > 0   ? int64_t(r.memory_budget_gib * double(1 << 30))
+                    : po.backend->is_cuda() ? po.backend->free_bytes()
+                                            : machine_bytes();
+  po.ct = r.ct;
+  po.classes = labels.classes;
+  const DatasetPlan p = plan_dataset(f, po);
+  print_plan(p);
+  write_file_atomic(output, nlohmann::json{{"fingerprint", to_json(f)}, {"plan", to_json(p)}}.dump(2) + "\n");
+  std::printf("\nwrote %s\n", output.c_str());
+}
+
 void add_plan_command(CLI::App& app) {
   auto o = std::make_shared<PlanCli>();
   CLI::App* cmd = app.add_subcommand(
       "plan", "Fingerprint a dataset and plan spacing, normalization, patch, batch, depth and filters (nnU-Net's way)");
-  cmd->add_option("--data", o->data, "Dataset: a folder with image/ and label/, a CSV manifest, or an nnU-Net folder")
+  PlanRequest& r = o->request;
+  cmd->add_option("--data", r.data, "Dataset: a folder with image/ and label/, a CSV manifest, or an nnU-Net folder")
       ->required();
   cmd->add_option("-o,--output", o->output, "Where to write the fingerprint and the plan (JSON)")->capture_default_str();
-  cmd->add_option("--memory-budget", o->memory_budget_gib,
+  cmd->add_option("--memory-budget", r.memory_budget_gib,
                   "GiB one training process may use (default: the GPU's free memory with --gpus 1, else the machine's)");
-  cmd->add_option("--classes", o->classes, "Classes including background (default: the dataset's, else 2)");
-  add_label_options(*cmd, o->labels);
-  cmd->add_flag("--ct", o->ct, "Treat every channel as CT (otherwise only channels named CT)");
-  cmd->add_option("--workers", o->workers, "Cases read at once (default: the cores)");
+  cmd->add_option("--classes", r.classes, "Classes including background (default: the dataset's, else 2)");
+  add_label_options(*cmd, r.labels);
+  cmd->add_flag("--ct", r.ct, "Treat every channel as CT (otherwise only channels named CT)");
+  cmd->add_option("--workers", r.workers, "Cases read at once (default: the cores)");
   add_device_options(*cmd, o->device);
   cmd->callback([o] {
-    const Dataset ds = open_dataset(o->data);
-    const LabelSpec labels = resolve_labels(
-        o->labels, o->classes ? o->classes : ds.classes.size() >= 2 ? static_cast<int>(ds.classes.size()) : 2);
-    const int workers = o->workers > 0 ? o->workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    const Fingerprint f = fingerprint_dataset(ds, labels, workers);
-    print_fingerprint(f);
-    PlanOptions po;
-    po.backend = o->device.backend();
-    po.budget_bytes = o->memory_budget_gib > 0   ? int64_t(o->memory_budget_gib * double(1 << 30))
-                      : po.backend->is_cuda() ? po.backend->free_bytes()
-                                              : machine_bytes();
-    po.ct = o->ct;
-    po.classes = labels.classes;
-    const DatasetPlan p = plan_dataset(f, po);
-    print_plan(p);
-    write_file_atomic(o->output, nlohmann::json{{"fingerprint", to_json(f)}, {"plan", to_json(p)}}.dump(2) + "\n");
-    std::printf("\nwrote %s\n", o->output.c_str());
+    o->request.backend = o->device.backend();
+    plan_and_write(o->request, o->output);
   });
 }
 

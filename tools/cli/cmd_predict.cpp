@@ -11,7 +11,8 @@
 // A model trained at a spacing (its weights say which) sees each input
 // resampled to it; its logits come back to the input's grid (linear, as
 // nnU-Net v2 does), so the masks match the input voxel for voxel and carry its
-// header, whatever its spacing or size.
+// header, whatever its spacing or size. A 2D model predicts a volume slice by
+// slice, along the axis it was trained on (its weights say which).
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -28,6 +29,7 @@
 #include "io/nifti.h"
 #include "io/data/normalize.h"
 #include "io/data/resample.h"
+#include "io/data/slices.h"
 #include "io/png.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/device_options.h"
@@ -87,6 +89,36 @@ Volume like(const Volume& input, int64_t c, std::vector<float> values) {
   return v;
 }
 
+// How a model sees an input: at its spacing (0: the input's own), a 2D model
+// on volumes along its slicing axis, normalized, by sliding window.
+struct Viewing {
+  Spacing spacing{0, 0, 0};
+  int slice_axis = 0;
+  NormalizationStats norm;
+  WindowSpec window;
+};
+
+// The model's logits for an input, on the input's own grid.
+std::vector<float> input_logits(UNet& model, const Volume& input, const Viewing& v) {
+  const int64_t K = model.config().out_channels();
+  const bool resample = v.spacing != Spacing{0, 0, 0} && !same_spacing(input.spacing, v.spacing, input.dims);
+  Volume image = resample ? resample_image(input, v.spacing) : input;
+  if (!v.norm.channels.empty()) normalize(image, v.norm);
+  std::vector<float> logits;
+  if (model.config().dims == 2 && image.dims == 3) {  // slices: their axis first, each predicted, the axes put back
+    const std::vector<float> x = slicing_axis_first(image.voxels, image.c, image.grid(), v.slice_axis);
+    logits = slicing_axis_back(predict_logits(model, x.data(), slicing_grid(image.grid(), v.slice_axis), v.window),
+                               K, image.grid(), v.slice_axis);
+  } else {
+    logits = predict_logits(model, image.voxels.data(), image.grid(), v.window);
+  }
+  if (!resample) return logits;
+  std::printf("%s: predicted at the model's spacing %g x %g x %g (%lldx%lldx%lld), brought back to %lldx%lldx%lld\n",
+              input.path.c_str(), v.spacing[0], v.spacing[1], v.spacing[2], (long long)image.w, (long long)image.h,
+              (long long)image.d, (long long)input.w, (long long)input.h, (long long)input.d);
+  return resample_linear(logits, K, image.grid(), input.grid());
+}
+
 }  // namespace
 
 void add_predict_command(CLI::App& app) {
@@ -107,12 +139,14 @@ void add_predict_command(CLI::App& app) {
     const Safetensors file = read_safetensors(o->weights);
     const std::unique_ptr<UNet> model = open_model(file, o->weights);
     const UNetConfig& config = model->config();
-    NormalizationStats norm;
+    Viewing view;  // what the weights say: normalization, spacing, slicing axis
+    view.window = o->window;
     if (auto it = file.metadata.find("unet.normalization"); it != file.metadata.end())
-      norm = normalization_from_json(nlohmann::json::parse(it->second));
-    Spacing spacing{0, 0, 0};  // the model's; 0: none stored, inputs taken as they are
+      view.norm = normalization_from_json(nlohmann::json::parse(it->second));
     if (auto it = file.metadata.find("unet.spacing"); it != file.metadata.end())
-      spacing = nlohmann::json::parse(it->second).get<Spacing>();
+      view.spacing = nlohmann::json::parse(it->second).get<Spacing>();
+    if (auto it = file.metadata.find("unet.slice_axis"); it != file.metadata.end())
+      view.slice_axis = parse_slice_axis(it->second);
     const std::vector<int64_t> tile = model_input_size(o->size, file.metadata, o->weights, config.dims);
     model->to(o->device.backend());
     model->plan(batch_shape(o->batch, config.in_channels, tile));
@@ -121,22 +155,12 @@ void add_predict_command(CLI::App& app) {
     for (const std::string& path : expand(o->inputs)) {
       Volume image = read_image(path);
       check_finite(image);
-      if (image.c != config.in_channels || image.dims != config.dims)
+      const bool slices = config.dims == 2 && image.dims == 3;  // a 2D model predicts a volume slice by slice
+      if (image.c != config.in_channels || (image.dims != config.dims && !slices))
         throw FileError(path + ": " + std::to_string(image.c) + " channel(s), " + std::to_string(image.dims) +
                         "D; the model takes " + std::to_string(config.in_channels) + " channel(s), " +
                         std::to_string(config.dims) + "D");
-      const Volume original = image;
-      const bool resample = spacing[0] > 0 && !same_spacing(image.spacing, spacing, image.dims);
-      if (resample) image = resample_image(image, spacing);
-      if (!norm.channels.empty()) normalize(image, norm);
-      std::vector<float> logits = predict_logits(*model, image.voxels.data(), image.grid(), o->window);
-      if (resample) {
-        logits = resample_linear(logits, K, image.grid(), original.grid());
-        std::printf("%s: predicted at the model's spacing %g x %g x %g (%lldx%lldx%lld), brought back to %lldx%lldx%lld\n",
-                    path.c_str(), spacing[0], spacing[1], spacing[2], (long long)image.w, (long long)image.h,
-                    (long long)image.d, (long long)original.w, (long long)original.h, (long long)original.d);
-        image = original;
-      }
+      const std::vector<float> logits = input_logits(*model, image, view);
       const int64_t S = image.spatial();
       std::vector<float> mask(S), prob(static_cast<size_t>(K * S));
       std::vector<int32_t> classes(S);
@@ -152,18 +176,18 @@ void add_predict_command(CLI::App& app) {
       if (is_png(path)) {
         if (config.classes == 2)
           for (float& m : mask) m *= 255;
-        write_png(base + "_mask.png", like(original, 1, mask));
+        write_png(base + "_mask.png", like(image, 1, mask));
         if (o->probabilities) {
           std::vector<float> p(prob.begin() + (K == 1 ? 0 : S), prob.begin() + (K == 1 ? S : 2 * S));
           for (float& x : p) x *= 65535;
-          write_png(base + "_prob.png", like(original, 1, p), 16);
+          write_png(base + "_prob.png", like(image, 1, p), 16);
         }
         write_png(base + "_components.png", components_rgb(components, image.h, image.w));
       } else {
-        write_nifti(base + "_mask.nii.gz", like(original, 1, mask), "uint8");
-        if (o->probabilities) write_nifti(base + "_prob.nii.gz", like(original, K, prob), "float32");
+        write_nifti(base + "_mask.nii.gz", like(image, 1, mask), "uint8");
+        if (o->probabilities) write_nifti(base + "_prob.nii.gz", like(image, K, prob), "float32");
         std::vector<float> numbered(components.begin(), components.end());
-        write_nifti(base + "_components.nii.gz", like(original, 1, numbered), "int32");
+        write_nifti(base + "_components.nii.gz", like(image, 1, numbered), "int32");
       }
       std::printf("%s -> %s_mask%s (%d object(s))\n", path.c_str(), base.c_str(), is_png(path) ? ".png" : ".nii.gz",
                   objects);

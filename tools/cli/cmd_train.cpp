@@ -25,6 +25,7 @@
 #include "engine/evaluate/render.h"
 #include "engine/parallel/communicator.h"
 #include "engine/plan/planner.h"
+#include "io/data/slices.h"
 #include "engine/storage/checkpoint.h"
 #include "engine/train/epoch_plan.h"
 #include "engine/train/trainer.h"
@@ -36,6 +37,7 @@
 #include "tools/cli/device_options.h"
 #include "tools/cli/label_options.h"
 #include "tools/cli/model_options.h"
+#include "tools/cli/planning.h"
 
 namespace unet {
 namespace {
@@ -50,7 +52,7 @@ struct TrainCli {
   DataOptions data;
   TrainOptions train;
   std::string loss = "dice_ce", optimizer = "adam", schedule = "poly", norm = "zscore", run_dir = "run";
-  std::string load_weights, rendezvous, plan, configuration;
+  std::string load_weights, rendezvous, plan, configuration, slice_axis = "z";
   LabelOptions labels;
   std::vector<ChannelNorm> planned_norm;  // --plan's normalization, unless --normalize says otherwise
   std::vector<double> window, spacing;
@@ -75,9 +77,14 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
   cmd.add_option("--fold", o.data.fold, "Cross-validation fold (0-based) of --folds");
   cmd.add_option("--folds", o.data.folds, "Folds for --fold")->capture_default_str();
   add_label_options(cmd, o.labels);
+  cmd.add_option("--slice-axis", o.slice_axis,
+                 "A 2D net on volumes trains on their slices along this axis (z, y or x; a --plan's by default) and "
+                 "predicts them slice by slice")
+      ->check(CLI::IsMember({"z", "y", "x"}))
+      ->capture_default_str();
   cmd.add_option("--spacing", o.spacing,
                  "Resample every case to this voxel spacing x,y[,z] when it is read (images linear, labels "
-                 "per-class linear); default: a --plan's spacing, else the cases' own")
+                 "per-class linear; 0 or no z: that axis as it is); default: a --plan's spacing, else the cases' own")
       ->delimiter(',');
   add_choice(cmd, "--normalize", o.norm, kNormSchemes, "Intensity normalization");
   cmd.add_option("--window", o.window, "Clip range lo,hi for --normalize window")->delimiter(',')->expected(2);
@@ -127,8 +134,21 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
                  "Shared folder where data-parallel ranks meet (default: RUN_DIR/.rendezvous)");
 }
 
-// The plan's choices, for every model and data option the command line leaves unset.
+// The plan's choices, for every model and data option the command line leaves
+// unset. A dataset given with no model options is planned first (nnU-Net's
+// way), into the run folder's plan.json.
 void apply_plan(CLI::App& cmd, TrainCli& o) {
+  if (o.plan.empty() && !o.data.path.empty() && !model_options_given(cmd)) {
+    std::printf("no model options: planning %s first (any option given overrides the plan)\n", o.data.path.c_str());
+    PlanRequest r;
+    r.data = o.data.path;
+    r.classes = cmd.count("--classes") ? o.model.config.classes : 0;
+    r.labels = o.labels;
+    r.backend = o.device.backend();
+    fs::create_directories(o.run_dir);
+    o.plan = (fs::path(o.run_dir) / "plan.json").string();
+    plan_and_write(r, o.plan);
+  }
   if (o.plan.empty()) {
     if (cmd.count("--configuration")) throw std::invalid_argument("--configuration needs --plan");
     return;
@@ -136,9 +156,6 @@ void apply_plan(CLI::App& cmd, TrainCli& o) {
   if (o.data.path.empty()) throw std::invalid_argument("--plan needs --data, the dataset it was planned for");
   const PlanChoice p = read_plan(o.plan, o.configuration);
   const PlannedConfiguration& c = p.configuration;
-  if (c.model.dims == 2 && p.data_dims == 3)
-    throw std::invalid_argument(o.plan + ": its 2d configuration trains on slices of volumes, which unet train does "
-                                "not do yet; use --configuration 3d");
   auto unset = [&cmd](const char* option) { return cmd.count(option) == 0; };
   UNetConfig& m = o.model.config;
   if (unset("--dims")) m.dims = c.model.dims;
@@ -154,7 +171,12 @@ void apply_plan(CLI::App& cmd, TrainCli& o) {
   if (unset("--deep-supervision")) m.deep_supervision = c.model.deep_supervision;
   if (unset("--activation")) o.model.activation = choice_name(kActivations, c.model.activation.kind);
   if (unset("--normalize")) o.planned_norm = p.normalization.channels;
-  if (unset("--spacing")) o.spacing.assign(p.spacing.begin(), p.spacing.begin() + (p.data_dims == 3 ? 3 : 2));
+  if (unset("--slice-axis")) o.slice_axis = slice_axis_name(p.slice_axis);
+  if (unset("--spacing")) {
+    o.spacing.assign(p.spacing.begin(), p.spacing.begin() + (p.data_dims == 3 ? 3 : 2));
+    // Slices of volumes: resampled in their plane, the slicing axis kept (nnU-Net's 2D).
+    if (c.model.dims == 2 && p.data_dims == 3) o.spacing[2 - p.slice_axis] = 0;
+  }
   std::printf("plan %s, configuration %s (options given here override it)\n", o.plan.c_str(), c.name.c_str());
 }
 
@@ -167,7 +189,8 @@ void resolve(CLI::App& cmd, TrainCli& o) {
   if (synthetic && !cmd.count("--steps") && !cmd.count("--epochs")) o.train.steps = 300;
   if (synthetic && !cmd.count("--batch-size")) o.model.batch = 4;
   if (synthetic && !cmd.count("--val-every")) o.train.val_every = 50;
-  o.data.synthetic_dims = o.model.config.dims;
+  o.data.synthetic_dims = o.data.net_dims = o.model.config.dims;
+  o.data.slice_axis = parse_slice_axis(o.slice_axis);
   o.data.synthetic_size = o.model.config.dims == 2 ? 128 : 48;
   if (o.image_width || o.image_height || o.image_depth) {
     if (!o.model.size.empty()) throw std::invalid_argument("give --size or --image-width/--image-height, not both");
@@ -180,8 +203,11 @@ void resolve(CLI::App& cmd, TrainCli& o) {
   o.model.resolve();
   if (!o.spacing.empty()) {
     const bool ok = (o.spacing.size() == 2 || o.spacing.size() == 3) &&
-                    std::all_of(o.spacing.begin(), o.spacing.end(), [](double v) { return v > 0 && std::isfinite(v); });
-    if (!ok) throw std::invalid_argument("--spacing: expected 2 or 3 positive spacings x,y[,z], such as 0.8,0.8,2.5");
+                    std::all_of(o.spacing.begin(), o.spacing.end(), [](double v) { return v >= 0 && std::isfinite(v); }) &&
+                    std::any_of(o.spacing.begin(), o.spacing.end(), [](double v) { return v > 0; });
+    if (!ok)
+      throw std::invalid_argument("--spacing: expected 2 or 3 spacings x,y[,z], such as 0.8,0.8,2.5 (0: that axis "
+                                  "as it is)");
     o.data.spacing = {o.spacing[0], o.spacing[1], o.spacing.size() == 3 ? o.spacing[2] : 0.0};
   }
   const LabelSpec& labels = o.data.labels = resolve_labels(o.labels, o.model.config.classes);
@@ -259,7 +285,7 @@ void write_run_files(const RunFolder& folder, const TrainCli& o, const PreparedD
                            {"version", UNET_VERSION},
                            {"model", nlohmann::json::parse(config_to_json(o.model.config))},
                            {"normalization", to_json(data.normalization)},
-                           {"spacing", data.spacing[0] > 0 ? nlohmann::json(data.spacing) : nlohmann::json()},
+                           {"spacing", data.spacing != Spacing{0, 0, 0} ? nlohmann::json(data.spacing) : nlohmann::json()},
                            {"train_cases", data.train_ids},
                            {"val_cases", data.val_ids}};
   folder.write("run.json", run.dump(2) + "\n");
@@ -372,7 +398,8 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
                          {"unet.patch", o->model.size},
                          {"unet.command", command}};
     // Where given, the spacing the model learned at: predict resamples to it and back.
-    if (data->spacing[0] > 0) o->train.metadata["unet.spacing"] = nlohmann::json(data->spacing).dump();
+    if (data->spacing != Spacing{0, 0, 0}) o->train.metadata["unet.spacing"] = nlohmann::json(data->spacing).dump();
+    if (data->slice_axis >= 0) o->train.metadata["unet.slice_axis"] = slice_axis_name(data->slice_axis);
     std::signal(SIGTERM, request_stop);
     std::signal(SIGUSR1, request_stop);
     const Ranks ranks = join_ranks(who, *o, *backend);

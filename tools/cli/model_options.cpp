@@ -35,6 +35,14 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
   cmd.add_option("--batch-size,-b", o.batch, "Samples per batch")->capture_default_str();
 }
 
+bool model_options_given(const CLI::App& cmd) {
+  for (const char* name : {"--dims", "--depth", "--start-filters", "--max-filters", "--pooling", "--deep-supervision",
+                           "--convs-per-level", "--kernel", "--norm", "--dropout", "--padding", "--head", "--activation",
+                           "--size", "--batch-size", "--image-width", "--image-height", "--image-depth"})
+    if (cmd.get_option_no_throw(name) && cmd.count(name)) return true;
+  return false;
+}
+
 std::vector<int64_t> parse_size(const std::string& text) {
   std::vector<int64_t> out;
   size_t pos = 0;

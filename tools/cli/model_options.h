@@ -25,6 +25,9 @@ struct ModelOptions {
 };
 
 void add_model_options(CLI::App& cmd, ModelOptions& o);
+// Whether the command line chose any of the architecture or the patch (the
+// model options but the data's own: --input-channels, --classes).
+bool model_options_given(const CLI::App& cmd);
 
 // "512x512" -> {512, 512}; "128x128x64" -> {128, 128, 64} (W, H[, D]).
 std::vector<int64_t> parse_size(const std::string& text);

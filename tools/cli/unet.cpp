@@ -5,9 +5,11 @@
 #include <cstdio>
 #include <exception>
 
+#include "engine/device/blas_core.h"
 #include "tools/cli/commands.h"
 
 int main(int argc, char** argv) {
+  unet::use_best_blas_core(argv);  // before any work: OpenBLAS's kernels are chosen when it loads
   // Line by line even into a file or a pipe: Slurm logs show progress as it happens,
   // and in the order it happened relative to stderr.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
