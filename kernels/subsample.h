@@ -13,10 +13,9 @@
 #include <cstdint>
 
 #include "kernels/base/common.h"
+#include "kernels/base/tensor.h"
 
 namespace unet {
-
-using Grid = std::array<int64_t, 3>;  // D, H, W
 
 // The grid of labels subsampled by `stride`; throws std::invalid_argument
 // where an axis would be empty.

@@ -57,13 +57,6 @@ std::vector<PoolWindow> windows_for(const Axes& patch, std::array<double, 3> spa
   return windows;
 }
 
-// Spacings (D, H, W) in the order slicing_grid puts the axes.
-std::array<double, 3> slicing_grid_spacing(const std::array<double, 3>& s, int axis) {
-  if (axis == 1) return {s[1], s[0], s[2]};
-  if (axis == 2) return {s[2], s[0], s[1]};
-  return s;
-}
-
 // What an axis must divide by: the product of its windows.
 std::array<int64_t, 3> divisors(const std::vector<PoolWindow>& windows) {
   std::array<int64_t, 3> m{1, 1, 1};
@@ -104,7 +97,8 @@ class ConfigurationPlanner {
     // batch of 2 fits the budget (nnU-Net's reduction).
     int shrinks = 0;
     const std::array<double, 3> spacing_dhw =
-        slicing_grid_spacing({plan_.spacing[2], plan_.spacing[1], plan_.spacing[0]}, three_d_ ? 0 : plan_.slice_axis);
+        slicing_grid(std::array<double, 3>{plan_.spacing[2], plan_.spacing[1], plan_.spacing[0]},
+                     three_d_ ? 0 : plan_.slice_axis);
     for (;;) {
       c.model.pooling = windows_for(patch, spacing_dhw, depth_cap);
       c.model.depth = static_cast<int>(c.model.pooling.size());

@@ -32,12 +32,6 @@ int parse_slice_axis(const std::string& name) {
 
 const char* slice_axis_name(int axis) { return axis == 0 ? "z" : axis == 1 ? "y" : "x"; }
 
-Grid slicing_grid(const Grid& grid, int axis) {
-  if (axis == 1) return {grid[1], grid[0], grid[2]};
-  if (axis == 2) return {grid[2], grid[0], grid[1]};
-  return grid;
-}
-
 template <class T>
 std::vector<T> slicing_axis_first(const std::vector<T>& v, int64_t channels, const Grid& grid, int axis) {
   if (axis == 0) return v;

@@ -14,14 +14,18 @@
 
 namespace unet {
 
-using Grid = std::array<int64_t, 3>;  // D, H, W
-
 // "z", "y", "x" <-> 0, 1, 2; throws std::invalid_argument for another name.
 int parse_slice_axis(const std::string& name);
 const char* slice_axis_name(int axis);
 
-// The grid with `axis` first: 0 (D, H, W), 1 (H, D, W), 2 (W, D, H).
-Grid slicing_grid(const Grid& grid, int axis);
+// The grid (or per-axis values, such as spacings) with `axis` first: 0 (D, H,
+// W), 1 (H, D, W), 2 (W, D, H).
+template <class T>
+std::array<T, 3> slicing_grid(const std::array<T, 3>& grid, int axis) {
+  if (axis == 1) return {grid[1], grid[0], grid[2]};
+  if (axis == 2) return {grid[2], grid[0], grid[1]};
+  return grid;
+}
 
 // Channels x grid -> channels x slicing_grid(grid, axis), and back.
 template <class T>

@@ -22,12 +22,14 @@
 
 namespace unet {
 
+using Grid = std::array<int64_t, 3>;  // spatial sizes (or per-axis strides), D, H, W
+
 struct Shape {
   int64_t n = 1, c = 1, d = 1, h = 1, w = 1;
   int dims = 2;  // 2 or 3 spatial dimensions
 
   int64_t spatial() const { return d * h * w; }
-  std::array<int64_t, 3> grid() const { return {d, h, w}; }  // the spatial sizes, D, H, W
+  Grid grid() const { return {d, h, w}; }  // the spatial sizes
   int64_t sample() const { return c * spatial(); }
   int64_t count() const { return n * sample(); }
   bool operator==(const Shape& o) const {
