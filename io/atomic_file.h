@@ -1,6 +1,8 @@
 // Writing a file so that a crash leaves the old file or the new one, never half
 // of one: the bytes go to a temporary file in the same folder (so that the
-// final rename is atomic), are flushed to disk, and only then take the name.
+// final rename is atomic), are flushed to disk, and only then take the name;
+// the folder is flushed after the rename. Every step is a "write" fault point
+// (io/fault_injection.h).
 #pragma once
 
 #include <string>
@@ -24,6 +26,10 @@ class TempFile {
   std::string path_, tmp_;
   bool done_ = false;
 };
+
+// fsync of a folder: the names created, renamed or removed in it reach the disk.
+// Throws FileError naming it.
+void sync_folder(const std::string& dir);
 
 // Writes `bytes` to `path` through a TempFile; throws FileError naming the file,
 // and then `path` is unchanged.

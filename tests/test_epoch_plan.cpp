@@ -1,23 +1,19 @@
-// The epoch plan, the run folder's start decision and the head's predicted
-// classes: the pure parts of a training run, without training.
+// The epoch plan and the head's predicted classes: the pure parts of a
+// training run, without training.
 #include "engine/train/epoch_plan.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <set>
 
-#include "engine/train/run_folder.h"
 #include "kernels/head.h"
 
 namespace unet {
 namespace {
 
 using ::testing::HasSubstr;
-namespace fs = std::filesystem;
 
 Shape batch_of(int64_t n) { return {n, 1, 1, 8, 8, 2}; }
 
@@ -54,23 +50,6 @@ TEST(EpochPlan, RefusesWhatCannotBePlanned) {
   EXPECT_THAT([] { make_epoch_plan(3, batch_of(4), 2, 1); },
               ::testing::ThrowsMessage<std::invalid_argument>(HasSubstr("too few for batches of 4")));
   EXPECT_THROW(make_epoch_plan(100, batch_of(4), 1, 0), std::invalid_argument);
-}
-
-TEST(RunFolder, TheResumeDecision) {
-  const fs::path dir = fs::temp_directory_path() / "unet_test_run_folder";
-  fs::remove_all(dir);
-  const RunFolder folder(dir.string());
-  EXPECT_THAT([&] { folder.start(true, false); },
-              ::testing::ThrowsMessage<std::invalid_argument>(HasSubstr("holds no checkpoint")));
-  folder.start(false, true);
-  EXPECT_TRUE(fs::is_directory(dir));
-  EXPECT_FALSE(folder.has_checkpoint());
-  std::ofstream(folder.path("last.state.safetensors")) << "x";
-  EXPECT_TRUE(folder.has_checkpoint());
-  folder.start(true, false);
-  EXPECT_THAT([&] { folder.start(false, true); },
-              ::testing::ThrowsMessage<std::invalid_argument>(HasSubstr("already holds a checkpoint")));
-  fs::remove_all(dir);
 }
 
 TEST(Head, PredictedClassesAndProbabilities) {

@@ -145,7 +145,7 @@ TEST(Gloo, BucketedGradientAllReduce) {
   }
 }
 
-std::vector<float> weights(const fs::path& run) { return test::all_weights((run / "last.safetensors").string()); }
+std::vector<float> weights(const fs::path& run) { return test::all_weights((run / "checkpoints" / "latest" / "weights.safetensors").string()); }
 
 // Both ranks as background processes of one shell; the shell's status is rank 0's
 // (rank 1's failure shows in its log, which the caller prints on failure).

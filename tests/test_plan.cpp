@@ -171,7 +171,7 @@ TEST_F(PlanDataset, PlanAndTrainThroughTheBinary) {
   // Deep supervision trains (the plan's default); the weights for prediction
   // carry the full-resolution head alone, the checkpoint everything.
   EXPECT_EQ(config["model"]["deep_supervision"], true);
-  const Safetensors best = read_safetensors(run + "/best.safetensors"), last = read_safetensors(run + "/last.safetensors");
+  const Safetensors best = read_safetensors(run + "/best.safetensors"), last = read_safetensors(run + "/checkpoints/latest/weights.safetensors");
   EXPECT_EQ(best.find("ds1.weight"), nullptr);
   EXPECT_NE(last.find("ds1.weight"), nullptr);
   EXPECT_FALSE(stored_config(best, "best").deep_supervision);

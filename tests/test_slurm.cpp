@@ -72,7 +72,7 @@ class Slurm : public ::testing::Test {
 
   std::string output(const std::string& name) const { return test::slurp((dir_ / (name + ".out")).string()); }
   std::vector<float> weights(const std::string& name) const {
-    return test::all_weights((dir_ / name / "last.safetensors").string());
+    return test::all_weights((dir_ / name / "checkpoints" / "latest" / "weights.safetensors").string());
   }
 
   fs::path dir_;
@@ -87,7 +87,7 @@ TEST_F(Slurm, TwoTasksTrainDataParallel) {
   EXPECT_THAT(log, HasSubstr("data parallel: 2 ranks"));
   EXPECT_THAT(log, HasSubstr("10 steps"));
   EXPECT_EQ(job_field(id, "ExitCode"), "0:0");
-  EXPECT_TRUE(fs::exists(dir_ / "two" / "last.safetensors"));
+  EXPECT_TRUE(fs::exists(dir_ / "two" / "checkpoints" / "latest" / "weights.safetensors"));
   EXPECT_TRUE(fs::exists(dir_ / "two" / "best.safetensors"));
 }
 

@@ -94,7 +94,7 @@ TEST(Trainer, LearnsSyntheticMembranes) {
   ASSERT_EQ(r.validations.size(), 2u);
   EXPECT_GT(r.validations.back().mean_foreground_dice, 0.6) << "membrane Dice after 40 steps";
   EXPECT_TRUE(fs::exists(dir / "best.safetensors"));
-  EXPECT_TRUE(fs::exists(dir / "last.state.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "checkpoints" / "latest" / "state.safetensors"));
   std::ifstream log(dir / "metrics.jsonl");
   int lines = 0;
   for (std::string line; std::getline(log, line);) ++lines;
@@ -107,7 +107,7 @@ TEST(Trainer, LearnsSyntheticMembranes) {
 std::unique_ptr<UNet> stop_and_resume(const Data& d, const TrainOptions& o,
                                       const std::function<std::shared_ptr<Backend>()>& backend) {
   // The loop looks at the flag after each step: raised before the run, it stops
-  // after step 1, mid-epoch (two steps an epoch), with last.* written.
+  // after step 1, mid-epoch (two steps an epoch), with a checkpoint written.
   std::atomic<bool> stop{true};
   UNet first(small_net());
   first.to(backend());
@@ -155,7 +155,8 @@ TEST(Trainer, SeparateMemoryTrainsAsHostMemory) {
   TrainOptions apart = host;
   apart.run_dir = fresh_dir("apart").string();
   stop_and_resume(d, apart, [] { return cpu_backend(0, true); });
-  for (const char* f : {"last.safetensors", "last.state.safetensors", "best.safetensors"}) {
+  for (const char* f : {"checkpoints/latest/weights.safetensors", "checkpoints/latest/state.safetensors",
+                        "best.safetensors"}) {
     const Safetensors x = read_safetensors((fs::path(host.run_dir) / f).string());
     const Safetensors y = read_safetensors((fs::path(apart.run_dir) / f).string());
     ASSERT_EQ(x.tensors.size(), y.tensors.size()) << f;
@@ -253,7 +254,7 @@ TEST(Trainer, LossScalingIsExactAndSkipsOverflowingSteps) {
   resumed.run_dir = fresh_dir("scaled_resumed").string();
   const auto r = stop_and_resume(d, resumed, [] { return cpu_backend(); });
   EXPECT_TRUE(std::equal(b.params(), b.params() + b.parameter_count(), r->params()));
-  const Safetensors st = read_safetensors((fs::path(resumed.run_dir) / "last.state.safetensors").string());
+  const Safetensors st = read_safetensors((fs::path(resumed.run_dir) / "checkpoints" / "latest" / "state.safetensors").string());
   // Doubled after steps 3 and 6, two finite steps since: a count restarted at
   // the resume would say 1 (doublings after steps 4 and 7).
   EXPECT_EQ(st.metadata.at("loss_scale"), "4096.0");
@@ -271,7 +272,7 @@ TEST(Trainer, AnotherArchitectureInTheRunFolderIsAnError) {
   try {
     train(b, d.train, options(dir, 4), nullptr);
     FAIL() << "no error";
-  } catch (const FileError& e) {
+  } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("checkpoint of another model"), std::string::npos) << e.what();
   }
 }

@@ -60,8 +60,8 @@ TEST(Workflow, TrainPredictEvaluateVisualize) {
                                   " --val-cases 5 --steps 12 --val-every 6 --run-dir " + q(dir / "run"));
   ASSERT_EQ(t.status, 0) << t.out;
   EXPECT_THAT(t.out, HasSubstr("held-out 1 case(s)"));
-  for (const char* f : {"best.safetensors", "last.safetensors", "last.state.safetensors", "metrics.jsonl",
-                        "run.json", "config.ini", "learning_curve.png", "overlays/5.png"})
+  for (const char* f : {"best.safetensors", "checkpoints/step-000012/weights.safetensors",
+                        "checkpoints/latest/state.safetensors", "metrics.jsonl", "run.json", "config.ini", "learning_curve.png", "overlays/5.png"})
     EXPECT_TRUE(fs::exists(dir / "run" / f)) << f;
   // The saved configuration replays the run: same model, same data split.
   const test::Result again = run_unet("train --config " + q(dir / "run" / "config.ini") + " --steps 1 --run-dir " +
@@ -118,10 +118,10 @@ TEST(Workflow, LoadWeightsAndFreezeTheEncoder) {
   const fs::path dir = work("finetune");
   const std::string args = "train " + std::string(kSmall) + " --steps 3 --run-dir ";
   ASSERT_EQ(run_unet(args + q(dir / "base")).status, 0);
-  const test::Result r = run_unet(args + q(dir / "tuned") + " --load-weights " + q(dir / "base" / "last.safetensors") +
-                                  " --freeze enc0,enc1 --seed 9");
+  const fs::path base = dir / "base" / "checkpoints" / "latest" / "weights.safetensors",
+                 tuned = dir / "tuned" / "checkpoints" / "latest" / "weights.safetensors";
+  const test::Result r = run_unet(args + q(dir / "tuned") + " --load-weights " + q(base) + " --freeze enc0,enc1 --seed 9");
   ASSERT_EQ(r.status, 0) << r.out;
-  const fs::path base = dir / "base" / "last.safetensors", tuned = dir / "tuned" / "last.safetensors";
   EXPECT_EQ(tensor(base, "enc1.conv1.weight"), tensor(tuned, "enc1.conv1.weight"));
   EXPECT_NE(tensor(base, "dec0.conv0.weight"), tensor(tuned, "dec0.conv0.weight"));
   // --resume needs something to resume; --load-weights into a run that has a checkpoint is refused.
@@ -183,8 +183,8 @@ TEST(Workflow, SigtermThenResumeEqualsUninterrupted) {
   const test::Result resumed = run_unet(args + q(dir / "stopped"));
   ASSERT_EQ(resumed.status, 0) << resumed.out;
   EXPECT_THAT(resumed.out, HasSubstr("resuming"));
-  EXPECT_EQ(test::all_weights((dir / "straight" / "last.safetensors").string()),
-            test::all_weights((dir / "stopped" / "last.safetensors").string()));
+  EXPECT_EQ(test::all_weights((dir / "straight" / "checkpoints" / "latest" / "weights.safetensors").string()),
+            test::all_weights((dir / "stopped" / "checkpoints" / "latest" / "weights.safetensors").string()));
 }
 
 TEST(Workflow, MissingDataFolder) {
@@ -221,13 +221,16 @@ TEST(Workflow, CorruptAndForeignCheckpoints) {
                             q(dir / "run"));
   EXPECT_EQ(r.status, 1);
   EXPECT_THAT(r.out, HasSubstr("checkpoint of another model"));
-  // A damaged checkpoint.
-  fs::resize_file(dir / "run" / "last.safetensors", 1000);
+  // A damaged checkpoint, the only one: named, and refused with the choices.
+  const fs::path checkpoint = dir / "run" / "checkpoints" / "step-000002";
+  fs::resize_file(checkpoint / "weights.safetensors", 1000);
   r = run_unet("train " + std::string(kSmall) + " --steps 4 --run-dir " + q(dir / "run"));
   EXPECT_EQ(r.status, 1);
-  EXPECT_THAT(r.out, HasSubstr("last.safetensors"));
+  EXPECT_THAT(r.out, HasSubstr("step-000002/weights.safetensors"));
+  EXPECT_THAT(r.out, HasSubstr("no complete checkpoint"));
+  EXPECT_THAT(r.out, HasSubstr("--load-weights"));
   // Weights of another model given to predict.
-  r = run_unet("predict -w " + q(dir / "run" / "last.state.safetensors") + " x.png");
+  r = run_unet("predict -w " + q(checkpoint / "state.safetensors") + " x.png");
   EXPECT_EQ(r.status, 1);
   EXPECT_THAT(r.out, HasSubstr("is missing"));
 }
@@ -245,15 +248,16 @@ TEST(Workflow, FullDiskKeepsThePreviousCheckpoint) {
   const std::string args = "train --filters 16 --depth 2 --size 32x32 --batch-size 2 --workers 1 --run-dir " +
                            q(dir / "run");
   ASSERT_EQ(run_unet(args + " --steps 2").status, 0);
-  const std::string best = bytes(dir / "run" / "best.safetensors"), last = bytes(dir / "run" / "last.safetensors");
+  const fs::path checkpoint = dir / "run" / "checkpoints" / "step-000002" / "weights.safetensors";
+  const std::string best = bytes(dir / "run" / "best.safetensors"), last = bytes(checkpoint);
   ASSERT_GT(last.size(), 256u * 1024) << "the limit must be below the checkpoint's size";
   const test::Result r = run_unet(args + " --steps 4", "trap '' XFSZ; ulimit -f 200");
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_THAT(r.out, HasSubstr(".safetensors"));
   EXPECT_EQ(bytes(dir / "run" / "best.safetensors"), best);
-  EXPECT_EQ(bytes(dir / "run" / "last.safetensors"), last);
-  for (const auto& e : fs::directory_iterator(dir / "run"))
-    EXPECT_THAT(e.path().filename().string(), ::testing::Not(HasSubstr(".tmp")));
+  EXPECT_EQ(bytes(checkpoint), last);
+  for (const auto& e : fs::recursive_directory_iterator(dir / "run"))
+    EXPECT_THAT(e.path().filename().string(), ::testing::AllOf(::testing::Not(HasSubstr(".tmp")), ::testing::Not(HasSubstr("incomplete"))));
 }
 
 }  // namespace

@@ -17,6 +17,7 @@ packages=(
   libnifti2-dev zlib1g-dev        # NIfTI-1/2 through nifti_clib
   libpng-dev                      # PNG
   nlohmann-json3-dev              # dataset.json, checkpoint metadata
+  libxxhash-dev                   # the digest pairing a checkpoint's state with its weights
   libonnx-dev libprotobuf-dev     # unet export --onnx
   libgloo-dev                     # data parallelism between CPU processes
   libcli11-dev                    # the unet command line

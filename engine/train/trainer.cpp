@@ -11,6 +11,7 @@
 #include "engine/parallel/data_parallel.h"
 #include "engine/train/epoch_plan.h"
 #include "engine/train/train_step.h"
+#include "io/fault_injection.h"
 
 namespace unet {
 namespace {
@@ -138,10 +139,19 @@ void TrainingRun::start() {
   const int64_t n_params = model_.parameter_count(), param_bytes = n_params * int64_t(sizeof(float));
   state_.m.assign(n_params, 0.f);
   state_.v.assign(n_params, 0.f);
-  folder_.start(false, false);
-  const bool resumed = folder_.load_checkpoint(model_, state_);
-  if (resumed && lead_)
-    std::printf("resuming %s at step %lld of %lld\n", opt_.run_dir.c_str(), (long long)state_.step, (long long)total_);
+  folder_.start(false, opt_.resume_from, false);
+  if (lead_) folder_.check_space(3 * param_bytes + (1 << 20));  // weights, two moments, headers
+  const std::string resumed_from = folder_.load_checkpoint(model_, state_, opt_.resume_from);
+  const bool resumed = !resumed_from.empty();
+  if (resumed && lead_) {
+    std::printf("resuming %s at step %lld of %lld from %s", opt_.run_dir.c_str(), (long long)state_.step,
+                (long long)total_, resumed_from.c_str());
+    if (state_.ranks != world_) std::printf(" (written by %d ranks, now %d: the same global batch)", state_.ranks, world_);
+    std::printf("\n");
+    folder_.trim_metrics(state_.step);
+    folder_.restore_best(model_, state_, opt_.metadata);
+  }
+  state_.ranks = world_;
   if (scaler_.dynamic() && state_.loss_scale > 0) scaler_.restore(state_.loss_scale, state_.good_steps);
   if (world_ > 1) parallel_ = std::make_unique<DataParallel>(model_, *opt_.comm, *tensors, batch.n, opt_.sync_batchnorm);
   step_ = std::make_unique<TrainStep>(
@@ -229,6 +239,7 @@ void TrainingRun::report_step() {
 Validation TrainingRun::validation_step() {
   Validation val;
   if (lead_) {
+    fault_at("validation");
     static_cast<Scores&>(val) = score_cases(model_, data_.validation, opt_.window);
     folder_.append_metrics({{"step", state_.step}, {"val_dice", scores_json(val.dice)},
                             {"val_iou", scores_json(val.iou)}, {"val_mean_dice", val.mean_foreground_dice}});
@@ -248,8 +259,11 @@ void TrainingRun::end_step() {
     Validation val = validation_step();
     if (val.mean_foreground_dice > state_.best + opt_.min_delta) {
       state_.best = val.mean_foreground_dice;
+      state_.best_step = state_.step;
       state_.bad_validations = 0;
-      if (lead_) folder_.save_best(model_, opt_.metadata);
+      // The checkpoint first, then the best weights: a crash between the two
+      // leaves a checkpoint that restores them (RunFolder::restore_best).
+      if (lead_) checkpoint(), folder_.save_best(model_, state_.step, opt_.metadata);
     } else if (opt_.patience > 0 && ++state_.bad_validations >= opt_.patience) {
       stop_early = true;
     }
@@ -257,7 +271,8 @@ void TrainingRun::end_step() {
   }
   bool stop_now = stop_ && stop_->load();
   if (parallel_) stop_now = parallel_->any(stop_now);  // a signal to any rank stops them all at this step
-  if (lead_ && (stop_early || stop_now || state_.step == total_ || state_.step % plan_.steps_per_epoch() == 0))
+  const bool saved = state_.best_step == state_.step;
+  if (lead_ && !saved && (stop_early || stop_now || state_.step == total_ || state_.step % plan_.steps_per_epoch() == 0))
     checkpoint();
   if (stop_now)
     result_.status = TrainResult::Status::preempted;

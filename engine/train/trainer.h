@@ -15,7 +15,7 @@
 // to summation order (per-rank batch norm statistics aside). Rank 0 alone
 // validates, logs and writes the run folder (RunFolder: its files, every one
 // written atomically). A stop request (SIGTERM, SIGUSR1: Slurm's preemption)
-// finishes the step, writes last.* and returns `preempted`.
+// finishes the step, writes the checkpoint and returns `preempted`.
 //
 // The run's phases, in order: start (the run folder's checkpoint resumed, the
 // ranks joined), and for each epoch its sample order, then per step the train
@@ -62,6 +62,7 @@ struct TrainOptions {
   WindowSpec window;
   int workers = 2, prefetch = 4;
   std::string run_dir;
+  std::string resume_from;    // a checkpoint folder to resume (--resume CHECKPOINT); "": run_dir's newest
   bool progress_bar = false;  // a live bar (terminal) or periodic plain lines (logs)
   bool verbose = false;       // a plain line after every step
   std::map<std::string, std::string> metadata;  // stored with every weights file
@@ -102,8 +103,9 @@ struct TrainResult {
 // written: requeue me" (EX_TEMPFAIL).
 constexpr int kExitPreempted = 75;
 
-// Resumes from opt.run_dir/last.* when they exist (the model must then have the
-// stored configuration; its weights are replaced). stop may be null.
+// Resumes from opt.run_dir's newest complete checkpoint when it has one (or
+// opt.resume_from; the model must then have the stored configuration, and its
+// weights are replaced). stop may be null.
 TrainResult train(UNet& model, const TrainData& data, const TrainOptions& opt, const std::atomic<bool>* stop);
 
 }  // namespace unet

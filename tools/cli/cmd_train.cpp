@@ -61,7 +61,7 @@ struct TrainCli {
   int64_t image_width = 0, image_height = 0, image_depth = 0, warmup = 0;
   int augmentation_rate = 0, save_augmented = 0;
   DeviceOptions device;
-  bool no_augmentation = false, summary = false, resume = false;
+  bool no_augmentation = false, summary = false, resume = false;  // resume: --resume given (with or without a checkpoint)
 };
 
 void add_train_options(CLI::App& cmd, TrainCli& o) {
@@ -118,8 +118,10 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
   cmd.add_option("--seed", o.train.seed, "Seed of the weights, splits, patches, augmentation and dropout")->capture_default_str();
   cmd.add_option("--workers", o.train.workers, "Data loader threads")->capture_default_str();
   cmd.add_option("--run-dir,-o", o.run_dir, "Run folder (resumed when it holds a checkpoint)")->capture_default_str();
-  cmd.add_flag("--resume", o.resume, "Require a checkpoint in --run-dir to continue from (a run folder that "
-                                     "holds one is resumed anyway)");
+  cmd.add_option("--resume", o.train.resume_from,
+                 "Continue from the checkpoint folder named (run/checkpoints/step-000090), or with no value "
+                 "require one in --run-dir (a run folder that holds one is resumed anyway)")
+      ->expected(0, 1);
   cmd.add_option("--load-weights", o.load_weights, "Start from another run's weights (fine-tuning)");
   cmd.add_option("--freeze", o.train.freeze, "Keep parameters with these name prefixes fixed, e.g. enc0,enc1")
       ->delimiter(',');
@@ -183,6 +185,7 @@ void apply_plan(CLI::App& cmd, TrainCli& o) {
 // The options that depend on one another, checked and filled in.
 void resolve(CLI::App& cmd, TrainCli& o) {
   apply_plan(cmd, o);
+  o.resume = cmd.count("--resume") > 0;
   const bool synthetic = o.data.path.empty();
   if (synthetic && !cmd.count("--start-filters")) o.model.config.start_filters = 16;
   if (synthetic && !cmd.count("--depth")) o.model.config.depth = 3;
@@ -373,7 +376,7 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
     o->train.loss_scaling.dynamic = parse_precision(o->device.precision) == Precision::fp16;
     const Shape batch = per_rank_batch(o->model.input_shape(), who.world);
     const RunFolder folder(o->run_dir);
-    folder.start(o->resume, !o->load_weights.empty());
+    folder.start(o->resume, o->train.resume_from, !o->load_weights.empty());
     std::printf("%s\n", o->model.config.str().c_str());
     const auto data = prepare_data(o->data);
     if (data->channels != o->model.config.in_channels)
