@@ -6,6 +6,7 @@
 //   write       every step of writing a file or a checkpoint: a file's write,
 //               its flush to disk, its rename; a checkpoint folder's creation,
 //               flush and rename, and the `latest` link
+//   step        the start of each training step
 //   validation  the start of each validation during training
 #pragma once
 

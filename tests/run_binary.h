@@ -5,10 +5,12 @@
 #pragma once
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace unet::test {
 
@@ -37,6 +39,29 @@ inline std::string unet_binary() {
 
 inline Result run_unet(const std::string& args, const std::string& prefix = "") {
   return run_shell(prefix + (prefix.empty() ? "" : "; ") + "'" + unet_binary() + "' " + args);
+}
+
+// Starts the binary with `args` (split at spaces) in the background, its
+// output to `log`; returns its pid, for signals and waitpid.
+inline pid_t spawn_unet(const std::string& args, const std::string& log) {
+  std::vector<std::string> words{unet_binary()};
+  for (size_t i = 0, j; i < args.size(); i = j + 1) {
+    j = args.find(' ', i);
+    if (j == std::string::npos) j = args.size();
+    if (j > i) words.push_back(args.substr(i, j - i));
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::FILE* f = std::freopen(log.c_str(), "w", stdout);
+    (void)f;
+    ::dup2(::fileno(stdout), 2);
+    std::vector<char*> argv;
+    for (std::string& w : words) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
 }
 
 }  // namespace unet::test

@@ -149,8 +149,9 @@ std::vector<float> weights(const fs::path& run) { return test::all_weights((run 
 
 // Both ranks as background processes of one shell; the shell's status is rank 0's
 // (rank 1's failure shows in its log, which the caller prints on failure).
-test::Result two_ranks(const std::string& args, const fs::path& dir) {
-  const std::string job = "export UNET_JOB_ID=" + dir.filename().string() + " WORLD_SIZE=2 OMP_NUM_THREADS=1; ";
+// `env`: more variables for both.
+test::Result two_ranks(const std::string& args, const fs::path& dir, const std::string& env = "") {
+  const std::string job = "export UNET_JOB_ID=" + dir.filename().string() + " WORLD_SIZE=2 OMP_NUM_THREADS=1 " + env + "; ";
   const std::string one = "RANK=1 '" + std::string(UNET_BINARY) + "' " + args + " > " + q(dir / "rank1.log") + " 2>&1 &";
   return test::run_unet(args + " 2>&1; s=$?; wait; exit $s", job + one + " RANK=0");
 }
@@ -159,6 +160,18 @@ test::Result two_ranks(const std::string& args, const fs::path& dir) {
 // steps of Dice + CE with dropout. The tolerance: the per-sample gradients sum
 // in another order (float32 ulp differences), which Adam's normalization can
 // carry into a weight at about 1e-5 relative per step.
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, const std::string& name) {
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, double(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, double(std::fabs(a[i])));
+  }
+  std::printf("%s: %zu weights, max abs difference %.3g (largest weight %.3g)\n", name.c_str(), a.size(), worst, scale);
+  EXPECT_LT(worst, 1e-4 * scale);
+  EXPECT_GT(worst + 1, 0);  // the comparison ran over every weight
+}
+
 void expect_same_weights(const std::string& model, const std::string& name) {
   const fs::path dir = work(name);
   const std::string args = "train " + model + " --batch-size 4 --workers 1 --steps 25 --val-every 25 --dropout 0.2 "
@@ -169,16 +182,7 @@ void expect_same_weights(const std::string& model, const std::string& name) {
   ASSERT_EQ(two.status, 0) << two.out << "\nrank 1:\n" << test::slurp((dir / "rank1.log").string());
   EXPECT_THAT(two.out, HasSubstr("data parallel: 2 ranks"));
   EXPECT_FALSE(fs::exists(dir / "two" / ".rendezvous" / name)) << "rank 0 leaves no rendezvous behind";
-  const std::vector<float> a = weights(dir / "one"), b = weights(dir / "two");
-  ASSERT_EQ(a.size(), b.size());
-  double worst = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, double(std::fabs(a[i] - b[i])));
-    scale = std::max(scale, double(std::fabs(a[i])));
-  }
-  std::printf("%s: %zu weights, max abs difference %.3g (largest weight %.3g)\n", name.c_str(), a.size(), worst, scale);
-  EXPECT_LT(worst, 1e-4 * scale);
-  EXPECT_GT(worst + 1, 0);  // the comparison ran over every weight
+  expect_close(weights(dir / "one"), weights(dir / "two"), name);
 }
 
 TEST(DataParallel, TwoRanksEqualOneProcessWithTheGlobalBatch2D) {
@@ -192,6 +196,31 @@ TEST(DataParallel, TwoRanksEqualOneProcessWithTheGlobalBatch3D) {
 TEST(DataParallel, TwoRanksWithSynchronizedBatchNormEqualOneProcess) {
   // Without --sync-batchnorm the ranks' own statistics differ from the global batch's (seen: 0.35).
   expect_same_weights("--filters 4 --depth 2 --size 32x32 --norm batch --sync-batchnorm", "syncbn");
+}
+
+// A job requeued onto another number of ranks resumes: the global batch and
+// the sample order are the run's, so it ends at the uninterrupted run within
+// the tolerance above. Stopped at the first validation (step 10 of 20) by a
+// SIGTERM, on 2 ranks then resumed on 1, and on 1 then resumed on 2.
+TEST(DataParallel, ResumesOnAnotherNumberOfRanks) {
+  const fs::path dir = work("reranked");
+  const std::string args = "train --filters 4 --depth 2 --size 32x32 --batch-size 4 --workers 1 --steps 20 "
+                           "--val-every 10 --dropout 0.2 --seed 5 --run-dir ";
+  const std::string stop = "UNET_FAULT=validation:1:term";
+  ASSERT_EQ(test::run_unet(args + q(dir / "straight"), "export OMP_NUM_THREADS=2").status, 0);
+
+  ASSERT_EQ(two_ranks(args + q(dir / "two_then_one"), dir, stop).status, 75);
+  test::Result r = test::run_unet(args + q(dir / "two_then_one"), "export OMP_NUM_THREADS=2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("at step 10 of 20"));
+  EXPECT_THAT(r.out, HasSubstr("its run had 2 rank(s), this one 1"));
+  expect_close(weights(dir / "straight"), weights(dir / "two_then_one"), "2 ranks, then 1");
+
+  ASSERT_EQ(test::run_unet(args + q(dir / "one_then_two"), "export OMP_NUM_THREADS=2 " + stop).status, 75);
+  r = two_ranks(args + q(dir / "one_then_two"), dir);
+  ASSERT_EQ(r.status, 0) << r.out << "\nrank 1:\n" << test::slurp((dir / "rank1.log").string());
+  EXPECT_THAT(r.out, HasSubstr("its run had 1 rank(s), this one 2"));
+  expect_close(weights(dir / "straight"), weights(dir / "one_then_two"), "1 rank, then 2");
 }
 
 TEST(DataParallel, GlobalBatchMustDivide) {

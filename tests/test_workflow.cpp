@@ -131,29 +131,6 @@ TEST(Workflow, LoadWeightsAndFreezeTheEncoder) {
   EXPECT_THAT(twice.out, HasSubstr("already holds a checkpoint"));
 }
 
-// Starts the binary with `args` (split at spaces), output to `log`; returns its pid.
-pid_t spawn(const std::string& args, const fs::path& log) {
-  std::vector<std::string> words{UNET_BINARY};
-  for (size_t i = 0, j; i < args.size(); i = j + 1) {
-    j = args.find(' ', i);
-    if (j == std::string::npos) j = args.size();
-    if (j > i) words.push_back(args.substr(i, j - i));
-  }
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    std::FILE* f = std::freopen(log.c_str(), "w", stdout);
-    (void)f;
-    ::dup2(::fileno(stdout), 2);
-    std::vector<char*> argv;
-    for (std::string& w : words) argv.push_back(w.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-
 // SIGTERM mid-run: exit 75 with a checkpoint; the same command again finishes
 // with the weights of a run that was never stopped, bit for bit.
 TEST(Workflow, SigtermThenResumeEqualsUninterrupted) {
@@ -162,7 +139,7 @@ TEST(Workflow, SigtermThenResumeEqualsUninterrupted) {
                            "--val-every 20 --seed 3 --run-dir ";
   ASSERT_EQ(run_unet(args + q(dir / "straight")).status, 0);
 
-  const pid_t pid = spawn(args + (dir / "stopped").string(), dir / "first.log");
+  const pid_t pid = test::spawn_unet(args + (dir / "stopped").string(), (dir / "first.log").string());
   ASSERT_GT(pid, 0);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (test::lines_in((dir / "stopped" / "metrics.jsonl").string()) < 3) {

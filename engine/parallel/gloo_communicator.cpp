@@ -65,30 +65,53 @@ class GlooCommunicator final : public Communicator {
   void all_reduce_sum(double* data, int64_t count) override { reduce(data, count); }
 
   void broadcast(float* data, int64_t count, int root) override {
-    for (int64_t b = 0; b < count; b += kPiece) {
-      gloo::BroadcastOptions o(context_);
-      o.setOutput(data + b, static_cast<size_t>(std::min(kPiece, count - b)));
-      o.setRoot(root);
-      o.setTag(tag_++);
-      gloo::broadcast(o);
-    }
+    collective("broadcast", [&] {
+      for (int64_t b = 0; b < count; b += kPiece) {
+        gloo::BroadcastOptions o(context_);
+        o.setOutput(data + b, static_cast<size_t>(std::min(kPiece, count - b)));
+        o.setRoot(root);
+        o.setTag(tag_++);
+        gloo::broadcast(o);
+      }
+    });
   }
 
   void barrier() override {
-    gloo::BarrierOptions o(context_);
-    o.setTag(tag_++);
-    gloo::barrier(o);
+    collective("barrier", [&] {
+      gloo::BarrierOptions o(context_);
+      o.setTag(tag_++);
+      gloo::barrier(o);
+    });
   }
 
  private:
   template <class T>
   void reduce(T* data, int64_t count) {
-    for (int64_t b = 0; b < count; b += kPiece) {
-      gloo::AllreduceOptions o(context_);
-      o.setOutput(data + b, static_cast<size_t>(std::min(kPiece, count - b)));
-      o.setReduceFunction(static_cast<void (*)(void*, const void*, const void*, size_t)>(&gloo::sum<T>));
-      o.setTag(tag_++);
-      gloo::allreduce(o);
+    collective("all-reduce", [&] {
+      for (int64_t b = 0; b < count; b += kPiece) {
+        gloo::AllreduceOptions o(context_);
+        o.setOutput(data + b, static_cast<size_t>(std::min(kPiece, count - b)));
+        o.setReduceFunction(static_cast<void (*)(void*, const void*, const void*, size_t)>(&gloo::sum<T>));
+        o.setTag(tag_++);
+        gloo::allreduce(o);
+      }
+    });
+  }
+
+  // A peer that died (killed, crashed, out of memory) closes its connections:
+  // the collective fails at once, and the message says that a rank is gone
+  // (which one: the one two ranks share, else the job's log, where the
+  // launcher names it).
+  template <class F>
+  void collective(const char* what, F run) {
+    try {
+      run();
+    } catch (const std::exception& e) {
+      const int me = context_->rank, world = context_->size;
+      const std::string peer = world == 2 ? "rank " + std::to_string(1 - me) : "another rank";
+      throw std::runtime_error("rank " + std::to_string(me) + " of " + std::to_string(world) + ": " + what +
+                               " failed: " + peer + " is gone (ended, killed or unreachable; its log or the "
+                               "launcher says how) (" + e.what() + ")");
     }
   }
 

@@ -207,15 +207,26 @@ void RunFolder::save_checkpoint(const UNet& model, const TrainState& s,
   fs_step(done.string(), "cannot rename the finished checkpoint into place",
           [&](std::error_code& ec) { fs::rename(part, done, ec); });
   sync_folder(root.string());
-  // The latest link, replaced atomically; then the older checkpoints go.
-  const fs::path link = root / ".latest.incomplete", latest = root / kLatest;
+  make_latest(name.string());
+}
+
+void RunFolder::make_latest(const std::string& name) const {
+  const fs::path root = path(kCheckpoints), link = root / ".latest.incomplete", latest = root / kLatest;
   fs::remove(link);
-  fs_step(latest.string(), "cannot make the link to " + name.string(),
+  fs_step(latest.string(), "cannot make the link to " + name,
           [&](std::error_code& ec) { fs::create_directory_symlink(name, link, ec); });
-  fs_step(latest.string(), "cannot point it at " + name.string(), [&](std::error_code& ec) { fs::rename(link, latest, ec); });
+  fs_step(latest.string(), "cannot point it at " + name, [&](std::error_code& ec) { fs::rename(link, latest, ec); });
   for (const auto& e : fs::directory_iterator(root))
     if (e.path().filename() != name && e.path().filename() != kLatest) remove_quietly(e.path());
   sync_folder(root.string());
+}
+
+void RunFolder::settle(const std::string& resumed) const {
+  const fs::path dir = fs::path(resumed).lexically_normal();
+  if (fs::weakly_canonical(dir.parent_path()) != fs::weakly_canonical(path(kCheckpoints))) return;  // another run's
+  if (checkpoints().size() == 1 && fs::weakly_canonical(path(kCheckpoints) + "/" + kLatest) == fs::weakly_canonical(dir))
+    return;
+  make_latest(dir.filename().string());
 }
 
 std::string RunFolder::load_checkpoint(UNet& model, TrainState& s, const std::string& from) const {

@@ -71,6 +71,10 @@ class RunFolder {
   // when none is complete, or for one of another model. state.m and .v must
   // have the model's size.
   std::string load_checkpoint(UNet& model, TrainState& state, const std::string& from = "") const;
+  // After a resume from `resumed`, a checkpoint of this folder: the writing a
+  // crash cut short after its rename is finished (the latest link made, the
+  // older checkpoints removed).
+  void settle(const std::string& resumed) const;
   void save_best(const UNet& model, int64_t step, const std::map<std::string, std::string>& metadata) const;
   // Loads best.safetensors into the model when there is one.
   bool load_best(UNet& model) const;
@@ -81,6 +85,8 @@ class RunFolder {
                     const std::map<std::string, std::string>& metadata) const;
 
  private:
+  void make_latest(const std::string& name) const;  // checkpoints/latest -> name; the others removed
+
   std::string dir_;
 };
 

@@ -146,11 +146,13 @@ void TrainingRun::start() {
   if (resumed && lead_) {
     std::printf("resuming %s at step %lld of %lld from %s", opt_.run_dir.c_str(), (long long)state_.step,
                 (long long)total_, resumed_from.c_str());
-    if (state_.ranks != world_) std::printf(" (written by %d ranks, now %d: the same global batch)", state_.ranks, world_);
+    if (state_.ranks != world_)
+      std::printf(" (its run had %d rank(s), this one %d: the same global batch and sample order)", state_.ranks, world_);
     std::printf("\n");
-    folder_.trim_metrics(state_.step);
+    folder_.settle(resumed_from);
     folder_.restore_best(model_, state_, opt_.metadata);
   }
+  if (lead_) folder_.trim_metrics(state_.step);  // the lines of steps a crash undid (all of them without a checkpoint)
   state_.ranks = world_;
   if (scaler_.dynamic() && state_.loss_scale > 0) scaler_.restore(state_.loss_scale, state_.good_steps);
   if (world_ > 1) parallel_ = std::make_unique<DataParallel>(model_, *opt_.comm, *tensors, batch.n, opt_.sync_batchnorm);
@@ -184,6 +186,7 @@ std::optional<StagedBatch> TrainingRun::next_batch() {
 }
 
 bool TrainingRun::train_step() {
+  fault_at("step");
   loss_scale_ = scaler_.scale();
   lr_ = static_cast<float>(learning_rate(schedule_, state_.step));
   // The next step's first batch is staged while this step runs, unless

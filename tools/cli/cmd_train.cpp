@@ -367,6 +367,9 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
   add_train_options(*cmd, *o);
   const std::string command = command_line(argc, argv);
   cmd->callback([o, cmd, command] {
+    // From the start: a stop requested while the data loads ends the run after its first step, checkpoint written.
+    std::signal(SIGTERM, request_stop);
+    std::signal(SIGUSR1, request_stop);
     const RankInfo who = rank_info_from_environment();
     const bool lead = who.rank == 0;
     if (!lead) std::freopen("/dev/null", "w", stdout);  // one voice in the job's log; errors still on stderr
@@ -403,8 +406,6 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
     // Where given, the spacing the model learned at: predict resamples to it and back.
     if (data->spacing != Spacing{0, 0, 0}) o->train.metadata["unet.spacing"] = nlohmann::json(data->spacing).dump();
     if (data->slice_axis >= 0) o->train.metadata["unet.slice_axis"] = slice_axis_name(data->slice_axis);
-    std::signal(SIGTERM, request_stop);
-    std::signal(SIGUSR1, request_stop);
     const Ranks ranks = join_ranks(who, *o, *backend);
     o->train.comm = ranks.comm.get();
     o->train.device_comm = ranks.device_comm.get();
