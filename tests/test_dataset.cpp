@@ -204,6 +204,9 @@ TEST_F(DatasetFiles, CsvErrors) {
   write("twice.csv", "path,pathmsk\na.nii.gz,a-msk.nii.gz\na.nii.gz,a-msk.nii.gz\n");
   EXPECT_HAS(error_of([&] { open_csv(path("twice.csv")); }), "appears twice");
   EXPECT_HAS(error_of([&] { open_csv(path("absent.csv")); }), "cannot open");
+  // A name the system refuses (found by the CSV fuzz target): an error naming the row, not a crash.
+  write("too_long.csv", "path,pathmsk\n" + std::string(5000, 'u') + ".nii.gz,a-msk.nii.gz\n");
+  EXPECT_HAS(error_of([&] { open_csv(path("too_long.csv")); }), "row 2: ");
 }
 
 // ---- decathlon -------------------------------------------------------------

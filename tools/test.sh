@@ -32,3 +32,5 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNET_SANIT
   -DUNET_CUDA=OFF -DUNET_BENCH=OFF
 cmake --build build-asan -j "$jobs"
 ctest --test-dir build-asan -L cpu --output-on-failure -j "$jobs"
+
+tools/fuzz.sh

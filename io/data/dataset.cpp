@@ -22,6 +22,22 @@ namespace unet {
 namespace fs = std::filesystem;
 namespace {
 
+// What is at a path a manifest or the user gave, without throwing on a name the
+// system refuses (too long, a loop of links): such a path is simply not there,
+// and the caller's message names it.
+bool path_exists(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(p, ec);
+}
+bool is_folder(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
+bool is_file(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec);
+}
+
 
 // The file name without its image extension (".nii.gz" counts as one).
 std::string stem(const std::string& path) {
@@ -75,7 +91,7 @@ std::map<std::string, std::string> image_files(const fs::path& dir) {
 }
 
 void require_dir(const fs::path& dir, const std::string& what) {
-  if (!fs::is_directory(dir)) throw FileError(dir.string() + ": no such folder; " + what);
+  if (!is_folder(dir)) throw FileError(dir.string() + ": no such folder; " + what);
 }
 
 void require_cases(const Dataset& ds, const std::string& what) {
@@ -135,7 +151,7 @@ Dataset open_folders(const std::string& root, const DatasetOptions& opt) {
   const fs::path idir = fs::path(root) / opt.image_dir, ldir = fs::path(root) / opt.label_dir;
   require_dir(idir, "a folder dataset holds " + opt.image_dir + "/ and " + opt.label_dir +
                         "/ with the same file names");
-  const bool have_labels = fs::is_directory(ldir);
+  const bool have_labels = is_folder(ldir);
   if (!have_labels && opt.require_labels)
     throw FileError(ldir.string() + ": no such folder; training needs a label for every image in " + idir.string());
   const auto images = image_files(idir);
@@ -190,8 +206,8 @@ Dataset open_csv(const std::string& csv, const DatasetOptions& opt) {
     Case c{stem(image), {resolve(image)}, label.empty() ? "" : resolve(label)};
     if (label.empty() && opt.require_labels)
       throw FileError(where + ": " + image + " has no label (column " + opt.label_column + " is empty)");
-    if (!fs::exists(c.images[0])) throw FileError(where + ": " + c.images[0] + " does not exist");
-    if (!c.label.empty() && !fs::exists(c.label)) throw FileError(where + ": " + c.label + " does not exist");
+    if (!path_exists(c.images[0])) throw FileError(where + ": " + c.images[0] + " does not exist");
+    if (!c.label.empty() && !path_exists(c.label)) throw FileError(where + ": " + c.label + " does not exist");
     if (!ids.insert(c.id).second)
       throw FileError(where + ": case " + c.id + " appears twice; list each image once");
     ds.cases.push_back(std::move(c));
@@ -288,9 +304,9 @@ std::vector<Case> listed_cases(const nlohmann::json& j, const std::string& root,
     Case c{stem(t["image"].get<std::string>()), {(fs::path(root) / t["image"].get<std::string>()).lexically_normal().string()}, ""};
     if (t.contains("label") && t["label"].is_string())
       c.label = (fs::path(root) / t["label"].get<std::string>()).lexically_normal().string();
-    if (!fs::exists(c.images[0])) throw FileError(jname + ": lists " + c.images[0] + ", which does not exist");
+    if (!path_exists(c.images[0])) throw FileError(jname + ": lists " + c.images[0] + ", which does not exist");
     if (c.label.empty() && opt.require_labels) throw FileError(jname + ": case " + c.id + " has no \"label\"");
-    if (!c.label.empty() && !fs::exists(c.label))
+    if (!c.label.empty() && !path_exists(c.label))
       throw FileError(jname + ": lists " + c.label + ", which does not exist");
     cases.push_back(std::move(c));
   }
@@ -330,12 +346,12 @@ std::vector<Case> scanned_cases(const fs::path& idir, const fs::path& ldir, cons
       throw FileError(files.rbegin()->second + ": channel " + std::to_string(files.rbegin()->first) +
                       " beyond the " + std::to_string(channels) + " channels of " + jname);
     const fs::path label = ldir / (id + ending);
-    if (fs::exists(label)) c.label = label.string();
+    if (path_exists(label)) c.label = label.string();
     else if (opt.require_labels)
       throw FileError(c.images[0] + " has no label: expected " + label.string() + "; add the label or remove the image");
     cases.push_back(std::move(c));
   }
-  if (fs::is_directory(ldir))
+  if (is_folder(ldir))
     for (const auto& e : fs::directory_iterator(ldir)) {
       const std::string name = e.path().filename().string();
       if (!e.is_regular_file() || name.size() <= ending.size() ||
@@ -372,9 +388,9 @@ Dataset open_decathlon(const std::string& root, const DatasetOptions& opt) {
 }
 
 Dataset open_dataset(const std::string& path, const DatasetOptions& opt) {
-  if (fs::is_regular_file(path) && has_extension(path, ".csv")) return open_csv(path, opt);
-  if (fs::is_regular_file(fs::path(path) / "dataset.json")) return open_decathlon(path, opt);
-  if (fs::is_directory(fs::path(path) / opt.image_dir)) return open_folders(path, opt);
+  if (is_file(path) && has_extension(path, ".csv")) return open_csv(path, opt);
+  if (is_file(fs::path(path) / "dataset.json")) return open_decathlon(path, opt);
+  if (is_folder(fs::path(path) / opt.image_dir)) return open_folders(path, opt);
   throw FileError(path + ": not a dataset; expected a .csv manifest, a folder with dataset.json (nnU-Net / "
                   "Decathlon), or a folder with " + opt.image_dir + "/ and " + opt.label_dir + "/");
 }

@@ -68,8 +68,8 @@ std::vector<float> resample_linear(const std::vector<float>& in, int64_t channel
 std::vector<int32_t> resample_labels(const std::vector<int32_t>& in, const std::array<int64_t, 3>& from,
                                      const std::array<int64_t, 3>& to) {
   if (from == to) return in;
-  const auto [d, h, w] = from;
-  const auto [D, H, W] = to;
+  // Plain variables, not structured bindings: C++17 lets no OpenMP region (clang) capture those.
+  const int64_t d = from[0], h = from[1], w = from[2], D = to[0], H = to[1], W = to[2];
   const std::vector<Tap> tz = taps(d, D), ty = taps(h, H), tx = taps(w, W);
   std::vector<int32_t> out(static_cast<size_t>(D * H * W));
 #pragma omp parallel for collapse(2) schedule(static)
