@@ -3,8 +3,10 @@
 # everything (the CUDA backend too where nvcc is found: every .cu must compile
 # even where no GPU runs it), starts a one-node Slurm for the tests of slurm/
 # (as root), compiles the CUDA sources against CUDA 12 for V100 and A100 too
-# (tools/cuda12_compile.sh), runs every test, then builds the CPU engine with
-# AddressSanitizer + UndefinedBehaviorSanitizer and runs the CPU tests again.
+# (tools/cuda12_compile.sh), runs every test (the fault-injection suite, label
+# faults, among them), then builds the CPU engine with AddressSanitizer +
+# UndefinedBehaviorSanitizer and runs the CPU tests again, and last fuzzes
+# every reader for a fixed time each (tools/fuzz.sh: a finding fails the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
