@@ -59,6 +59,24 @@ void set_weights(UNet& model, int64_t step) {
   for (int64_t i = 0; i < model.parameter_count(); ++i) model.params()[i] = float(step) + 1e-3f * float(i % 100);
 }
 
+// A state of the model's size, all zero: what load_checkpoint fills.
+TrainState blank(const UNet& model) {
+  TrainState s;
+  s.m.assign(model.parameter_count(), 0.f);
+  s.v.assign(model.parameter_count(), 0.f);
+  return s;
+}
+
+// A started run folder of its own per test, and a tiny model.
+class RunFolderTest : public ::testing::Test {
+ protected:
+  void SetUp() override { folder.start(false, "", false); }
+  void TearDown() override { fs::remove_all(dir); }
+  const fs::path dir = fresh(::testing::UnitTest::GetInstance()->current_test_info()->name());
+  const RunFolder folder{dir.string()};
+  UNet model{tiny()};
+};
+
 std::vector<std::string> names_in(const fs::path& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
@@ -66,11 +84,7 @@ std::vector<std::string> names_in(const fs::path& dir) {
   return out;
 }
 
-TEST(RunFolder, CheckpointRoundTripKeepsOneUnit) {
-  const fs::path dir = fresh("roundtrip");
-  const RunFolder folder(dir.string());
-  folder.start(false, "", false);
-  UNet model(tiny());
+TEST_F(RunFolderTest, CheckpointRoundTripKeepsOneUnit) {
   set_weights(model, 3);
   folder.save_checkpoint(model, state_at(model, 3), {{"unet.command", "test"}});
   set_weights(model, 8);
@@ -81,9 +95,7 @@ TEST(RunFolder, CheckpointRoundTripKeepsOneUnit) {
             (std::vector<std::string>{"state.safetensors", "weights.safetensors"}));
 
   UNet back(tiny());
-  TrainState s;
-  s.m.assign(back.parameter_count(), 0.f);
-  s.v.assign(back.parameter_count(), 0.f);
+  TrainState s = blank(back);
   EXPECT_EQ(folder.load_checkpoint(back, s), (dir / "checkpoints" / "step-000008").string());
   const TrainState want = state_at(model, 8);
   EXPECT_EQ(s.step, 8);
@@ -96,16 +108,11 @@ TEST(RunFolder, CheckpointRoundTripKeepsOneUnit) {
   EXPECT_EQ(s.m, want.m);
   EXPECT_EQ(s.v, want.v);
   EXPECT_TRUE(std::equal(model.params(), model.params() + model.parameter_count(), back.params()));
-  fs::remove_all(dir);
 }
 
 // Two checkpoints on disk (a crash after the newer one's rename, before the
 // older one's removal), the newer one's weights then replaced by the older's.
-TEST(RunFolder, WeightsOfAnotherCheckpointAreRefusedAndTheNewestCompleteOneResumed) {
-  const fs::path dir = fresh("pairing");
-  const RunFolder folder(dir.string());
-  folder.start(false, "", false);
-  UNet model(tiny());
+TEST_F(RunFolderTest, WeightsOfAnotherCheckpointAreRefusedAndTheNewestCompleteOneResumed) {
   set_weights(model, 4);
   folder.save_checkpoint(model, state_at(model, 4), {});
   fs::copy(dir / "checkpoints" / "step-000004", dir / "kept");
@@ -118,9 +125,7 @@ TEST(RunFolder, WeightsOfAnotherCheckpointAreRefusedAndTheNewestCompleteOneResum
   write_safetensors((dir / "checkpoints" / "step-000006" / "weights.safetensors").string(), w);
 
   UNet back(tiny());
-  TrainState s;
-  s.m.assign(back.parameter_count(), 0.f);
-  s.v.assign(back.parameter_count(), 0.f);
+  TrainState s = blank(back);
   testing::internal::CaptureStderr();
   EXPECT_EQ(folder.load_checkpoint(back, s), (dir / "checkpoints" / "step-000004").string());
   const std::string said = testing::internal::GetCapturedStderr();
@@ -129,20 +134,13 @@ TEST(RunFolder, WeightsOfAnotherCheckpointAreRefusedAndTheNewestCompleteOneResum
   EXPECT_EQ(s.step, 4);
   EXPECT_EQ(back.params()[0], 4.f);
   EXPECT_EQ(s.m, state_at(model, 4).m);
-  fs::remove_all(dir);
 }
 
-TEST(RunFolder, DamagedCheckpointsAreNamedAndNoneCompleteIsRefused) {
-  const fs::path dir = fresh("damaged");
-  const RunFolder folder(dir.string());
-  folder.start(false, "", false);
-  UNet model(tiny());
+TEST_F(RunFolderTest, DamagedCheckpointsAreNamedAndNoneCompleteIsRefused) {
   folder.save_checkpoint(model, state_at(model, 5), {});
   const fs::path state = dir / "checkpoints" / "step-000005" / "state.safetensors";
   fs::resize_file(state, fs::file_size(state) / 2);
-  TrainState s;
-  s.m.assign(model.parameter_count(), 0.f);
-  s.v.assign(model.parameter_count(), 0.f);
+  TrainState s = blank(model);
   testing::internal::CaptureStderr();
   try {
     folder.load_checkpoint(model, s);
@@ -162,29 +160,19 @@ TEST(RunFolder, DamagedCheckpointsAreNamedAndNoneCompleteIsRefused) {
   EXPECT_THAT([&] { folder.load_checkpoint(model, s); },
               ::testing::ThrowsMessage<FileError>(HasSubstr("the state is of step 9, the weights of step 5")));
   testing::internal::GetCapturedStderr();
-  fs::remove_all(dir);
 }
 
-TEST(RunFolder, ACheckpointOfAnotherModelIsRefused) {
-  const fs::path dir = fresh("other");
-  const RunFolder folder(dir.string());
-  folder.start(false, "", false);
-  UNet model(tiny());
+TEST_F(RunFolderTest, ACheckpointOfAnotherModelIsRefused) {
   folder.save_checkpoint(model, state_at(model, 2), {});
   UNetConfig wider = tiny();
   wider.start_filters = 4;
   UNet other(wider);
-  TrainState s;
-  s.m.assign(other.parameter_count(), 0.f);
-  s.v.assign(other.parameter_count(), 0.f);
+  TrainState s = blank(other);
   EXPECT_THAT([&] { folder.load_checkpoint(other, s); },
               ::testing::ThrowsMessage<std::invalid_argument>(HasSubstr("a checkpoint of another model")));
-  fs::remove_all(dir);
 }
 
-TEST(RunFolder, TheStartDecision) {
-  const fs::path dir = fresh("start");
-  const RunFolder folder(dir.string());
+TEST_F(RunFolderTest, TheStartDecision) {
   EXPECT_THAT([&] { folder.start(true, "", false); },
               ::testing::ThrowsMessage<std::invalid_argument>(HasSubstr("holds no checkpoint")));
   folder.start(false, "", true);
@@ -201,66 +189,47 @@ TEST(RunFolder, TheStartDecision) {
                                    HasSubstr("another --run-dir"))));
     fs::remove(dir / f);
   }
-  UNet model(tiny());
   folder.save_checkpoint(model, state_at(model, 1), {});
   std::ofstream(dir / "best.safetensors") << "x";
   folder.start(true, "", false);  // a checkpoint: resumed
   EXPECT_THAT([&] { folder.start(false, "", true); },
               ::testing::ThrowsMessage<std::invalid_argument>(HasSubstr("already holds a checkpoint")));
-  fs::remove_all(dir);
 }
 
-TEST(RunFolder, ANamedCheckpointUnlessTheRunWentOnFromIt) {
-  const fs::path dir = fresh("named"), source = fresh("named_source");
-  UNet model(tiny());
+TEST_F(RunFolderTest, ANamedCheckpointUnlessTheRunWentOnFromIt) {
+  const fs::path source = fresh("named_source");
   const RunFolder from(source.string());
   from.start(false, "", false);
   set_weights(model, 10);
   from.save_checkpoint(model, state_at(model, 10), {});
   const std::string named = (source / "checkpoints" / "step-000010").string();
-  const RunFolder folder(dir.string());
   folder.start(true, named, false);  // an empty run folder, a named checkpoint: resumed
-  TrainState s;
-  s.m.assign(model.parameter_count(), 0.f);
-  s.v.assign(model.parameter_count(), 0.f);
+  TrainState s = blank(model);
   EXPECT_EQ(folder.load_checkpoint(model, s, named), named);
   set_weights(model, 12);
   folder.save_checkpoint(model, state_at(model, 12), {});
   // Requeued with the same command: its own newer checkpoint.
   EXPECT_EQ(folder.load_checkpoint(model, s, named), (dir / "checkpoints" / "step-000012").string());
   EXPECT_EQ(s.step, 12);
-  fs::remove_all(dir);
   fs::remove_all(source);
 }
 
-TEST(RunFolder, TooLittleFreeSpaceIsSaidInMiB) {
-  const fs::path dir = fresh("space");
-  const RunFolder folder(dir.string());
-  folder.start(false, "", false);
+TEST_F(RunFolderTest, TooLittleFreeSpaceIsSaidInMiB) {
   folder.check_space(1 << 20);
   EXPECT_THAT([&] { folder.check_space(int64_t(1) << 60); },
               ::testing::ThrowsMessage<std::runtime_error>(
                   testing::AllOf(HasSubstr("MiB free"), HasSubstr("two checkpoints of"), HasSubstr(dir.string()))));
-  fs::remove_all(dir);
 }
 
-TEST(RunFolder, TheLogIsTrimmedToTheResumedStep) {
-  const fs::path dir = fresh("trim");
-  const RunFolder folder(dir.string());
-  folder.start(false, "", false);
+TEST_F(RunFolderTest, TheLogIsTrimmedToTheResumedStep) {
   for (int step = 1; step <= 5; ++step) folder.append_metrics({{"step", step}, {"loss", 0.5}});
   std::ofstream(dir / "metrics.jsonl", std::ios::app) << "{\"step\": 6, \"lo";  // cut short by a crash
   folder.trim_metrics(3);
   EXPECT_EQ(test::lines_in((dir / "metrics.jsonl").string()), 3);
   EXPECT_THAT(test::slurp((dir / "metrics.jsonl").string()), HasSubstr("{\"loss\":0.5,\"step\":3}\n"));
-  fs::remove_all(dir);
 }
 
-TEST(RunFolder, BestWeightsOlderThanTheStateSaysAreWrittenAgain) {
-  const fs::path dir = fresh("best");
-  const RunFolder folder(dir.string());
-  folder.start(false, "", false);
-  UNet model(tiny());
+TEST_F(RunFolderTest, BestWeightsOlderThanTheStateSaysAreWrittenAgain) {
   set_weights(model, 2);
   folder.save_best(model, 2, {});
   set_weights(model, 4);
@@ -273,7 +242,6 @@ TEST(RunFolder, BestWeightsOlderThanTheStateSaysAreWrittenAgain) {
   const Safetensors best = read_safetensors((dir / "best.safetensors").string());
   EXPECT_EQ(best.metadata.at("unet.step"), "4");
   EXPECT_EQ(best.tensors[0].values[0], 4.f);
-  fs::remove_all(dir);
 }
 
 }  // namespace
