@@ -1,7 +1,11 @@
-// What tests read back from the files a run leaves: a file's bytes, a text
-// file's line count, every weight of a weights file.
+// The files of tests that run the binary: a fresh working folder, a path
+// quoted for the shell; and what they read back from the files a run leaves: a
+// file's bytes, a text file's line count, every weight of a weights file.
 #pragma once
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -10,6 +14,19 @@
 #include "engine/storage/safetensors.h"
 
 namespace unet::test {
+
+// An empty folder `name` under the test temporary folder, in one of this
+// process and `suite` ("unet_<suite>_<pid>/name").
+inline std::filesystem::path work_dir(const std::string& suite, const std::string& name) {
+  namespace fs = std::filesystem;
+  const fs::path d = fs::temp_directory_path() / ("unet_" + suite + "_" + std::to_string(::getpid())) / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// A path in single quotes, for a shell command line.
+inline std::string q(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
 
 inline std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

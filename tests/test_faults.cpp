@@ -38,14 +38,8 @@ using ::testing::HasSubstr;
 constexpr const char* kRun =
     "train --filters 4 --depth 2 --size 32x32 --batch-size 2 --workers 1 --steps 12 --val-every 4 --seed 2 ";
 
-fs::path work(const std::string& name) {
-  const fs::path d = fs::path(::testing::TempDir()) / ("unet_faults_" + std::to_string(::getpid())) / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+fs::path work(const std::string& name) { return test::work_dir("faults", name); }
+using test::q;
 
 // The short run in `run`, with `env` exported first and the binary started through `wrapper`.
 test::Result train(const fs::path& run, const std::string& env = "", const std::string& wrapper = "") {

@@ -31,14 +31,8 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-fs::path work(const std::string& name) {
-  const fs::path d = fs::path(::testing::TempDir()) / ("unet_parallel_" + std::to_string(::getpid())) / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+fs::path work(const std::string& name) { return test::work_dir("parallel", name); }
+using test::q;
 
 class Environment : public ::testing::Test {
  protected:

@@ -27,14 +27,8 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using test::run_unet;
 
-fs::path work(const std::string& name) {
-  const fs::path d = fs::path(::testing::TempDir()) / ("unet_workflow_" + std::to_string(::getpid())) / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+fs::path work(const std::string& name) { return test::work_dir("workflow", name); }
+using test::q;
 
 // A folder dataset (image/ + label/) of synthetic 64x64 PNGs; label 255 = membrane.
 fs::path png_dataset(const fs::path& root, int cases, int64_t size = 64) {
