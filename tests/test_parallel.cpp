@@ -8,15 +8,24 @@
 //     are reduced over ranks; dropout, whose masks follow the global sample;
 //     synchronized batch norm, running statistics included), within the
 //     tolerance below; summation order is the only difference.
+//   - Resuming on another number of ranks (2 then 1, 1 then 2).
+//   - --ranks 2 (this machine's launcher): the weights of one process with the
+//     global batch; a rank killed ends the command at once, naming the rank and
+//     the signal; SIGTERM to the command, then the same command again, ends bit
+//     for bit at the uninterrupted --ranks 2 run.
 //   - A global batch that does not divide over the ranks, and a launch outside
 //     Slurm without UNET_JOB_ID, are refused with what to do.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -215,6 +224,88 @@ TEST(DataParallel, ResumesOnAnotherNumberOfRanks) {
   ASSERT_EQ(r.status, 0) << r.out << "\nrank 1:\n" << test::slurp((dir / "rank1.log").string());
   EXPECT_THAT(r.out, HasSubstr("its run had 1 rank(s), this one 2"));
   expect_close(weights(dir / "straight"), weights(dir / "one_then_two"), "1 rank, then 2");
+}
+
+// --ranks N: this machine's own launcher, as srun -n N.
+const std::string kRanksRun = "train --filters 4 --depth 2 --size 32x32 --batch-size 4 --workers 1 --dropout 0.2 "
+                              "--seed 5 --val-every 20 --ranks 2 ";
+
+TEST(DataParallel, RanksTwoEqualOneProcessWithTheGlobalBatch) {
+  const fs::path dir = work("ranks");
+  const std::string args = "train --filters 4 --depth 2 --size 32x32 --batch-size 4 --workers 1 --steps 25 "
+                           "--val-every 25 --dropout 0.2 --seed 5 --run-dir ";
+  ASSERT_EQ(test::run_unet(args + q(dir / "one"), "export OMP_NUM_THREADS=2").status, 0);
+  const test::Result two = test::run_unet(args + q(dir / "two") + " --ranks 2");
+  ASSERT_EQ(two.status, 0) << two.out;
+  EXPECT_THAT(two.out, HasSubstr("--ranks 2: "));
+  EXPECT_THAT(two.out, HasSubstr("data parallel: 2 ranks"));
+  expect_close(weights(dir / "one"), weights(dir / "two"), "--ranks 2");
+  // Under srun or RANK/WORLD_SIZE a --ranks that disagrees is refused.
+  const test::Result under = test::run_unet(args + q(dir / "under") + " --ranks 3", "export RANK=0 WORLD_SIZE=2");
+  EXPECT_EQ(under.status, 1);
+  EXPECT_THAT(under.out, HasSubstr("already rank 0 of 2"));
+}
+
+// Waits (at most 60 s) until the run's log has `lines` lines.
+void wait_for_lines(const fs::path& log, int lines) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (test::lines_in(log.string()) < lines) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no progress in " << log;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+// The child of `parent` whose environment says RANK=<rank>; -1 when none.
+pid_t rank_pid(pid_t parent, int rank) {
+  const std::string nul(1, '\0'), want = nul + "RANK=" + std::to_string(rank) + nul;
+  std::ifstream children("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children");
+  for (pid_t child; children >> child;)
+    if ((nul + test::slurp("/proc/" + std::to_string(child) + "/environ")).find(want) != std::string::npos) return child;
+  return -1;
+}
+
+TEST(DataParallel, RanksAKilledRankEndsTheRunNamingIt) {
+  const fs::path dir = work("ranks_killed");
+  const pid_t pid = test::spawn_unet(kRanksRun + "--steps 2000 --run-dir " + (dir / "run").string(),
+                                     (dir / "log").string());
+  ASSERT_GT(pid, 0);
+  wait_for_lines(dir / "run" / "metrics.jsonl", 5);
+  const pid_t one = rank_pid(pid, 1);
+  ASSERT_GT(one, 0) << "no rank 1 among the launcher's children";
+  ::kill(one, SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  const std::string log = test::slurp((dir / "log").string());
+  std::printf("--ranks 2, rank 1 killed: the command ended %.2f s later\n", seconds);
+  ASSERT_TRUE(WIFEXITED(status)) << log;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << log;
+  EXPECT_THAT(log, HasSubstr("rank 1 of 2 (pid " + std::to_string(one) + ") was killed by signal 9"));
+  EXPECT_LT(seconds, 60);
+}
+
+// SIGTERM to the command reaches both ranks: one checkpoint, exit 75; the same
+// command again ends bit for bit at the uninterrupted --ranks 2 run.
+TEST(DataParallel, RanksSigtermThenResumeEqualsUninterrupted) {
+  const fs::path dir = work("ranks_term");
+  const std::string args = kRanksRun + "--steps 200 --run-dir ";
+  ASSERT_EQ(test::run_unet(args + q(dir / "straight")).status, 0);
+  const pid_t pid = test::spawn_unet(args + (dir / "stopped").string(), (dir / "log").string());
+  ASSERT_GT(pid, 0);
+  wait_for_lines(dir / "stopped" / "metrics.jsonl", 5);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  const std::string log = test::slurp((dir / "log").string());
+  ASSERT_TRUE(WIFEXITED(status)) << log;
+  ASSERT_EQ(WEXITSTATUS(status), 75) << log;
+  EXPECT_THAT(log, HasSubstr("checkpoint written"));
+  EXPECT_LT(test::lines_in((dir / "stopped" / "metrics.jsonl").string()), 200) << "the stop came too late";
+  const test::Result resumed = test::run_unet(args + q(dir / "stopped"));
+  ASSERT_EQ(resumed.status, 0) << resumed.out;
+  EXPECT_THAT(resumed.out, HasSubstr("resuming"));
+  EXPECT_EQ(weights(dir / "straight"), weights(dir / "stopped"));
 }
 
 TEST(DataParallel, GlobalBatchMustDivide) {

@@ -36,6 +36,7 @@
 #include "tools/cli/commands.h"
 #include "tools/cli/device_options.h"
 #include "tools/cli/label_options.h"
+#include "tools/cli/launch_ranks.h"
 #include "tools/cli/model_options.h"
 #include "tools/cli/planning.h"
 
@@ -61,6 +62,7 @@ struct TrainCli {
   int64_t image_width = 0, image_height = 0, image_depth = 0, warmup = 0;
   int augmentation_rate = 0, save_augmented = 0;
   DeviceOptions device;
+  int ranks = 1;
   bool no_augmentation = false, summary = false, resume = false;  // resume: --resume given (with or without a checkpoint)
 };
 
@@ -123,6 +125,9 @@ void add_train_options(CLI::App& cmd, TrainCli& o) {
                  "require one in --run-dir (a run folder that holds one is resumed anyway)")
       ->expected(0, 1);
   cmd.add_option("--load-weights", o.load_weights, "Start from another run's weights (fine-tuning)");
+  cmd.add_option("--ranks", o.ranks, "Data-parallel ranks started on this machine, as srun -n N would (each its "
+                                     "own slice of the cores; --gpus N implies --ranks N)")
+      ->check(CLI::PositiveNumber);
   cmd.add_option("--freeze", o.train.freeze, "Keep parameters with these name prefixes fixed, e.g. enc0,enc1")
       ->delimiter(',');
   cmd.add_option("--overlap", o.train.window.overlap, "Sliding-window overlap in validation")->capture_default_str();
@@ -366,11 +371,25 @@ void add_train_command(CLI::App& app, int argc, char** argv) {
   CLI::App* cmd = app.add_subcommand("train", "Train a U-Net (with no --data: on synthetic EM-like images)");
   add_train_options(*cmd, *o);
   const std::string command = command_line(argc, argv);
-  cmd->callback([o, cmd, command] {
+  const std::vector<std::string> args(argv, argv + argc);
+  cmd->callback([o, cmd, command, args] {
+    const RankInfo who = rank_info_from_environment();
+    // --gpus N: N ranks of one GPU each (their local ranks pick the GPUs).
+    if (o->device.gpus > 1) {
+      if (cmd->count("--ranks") && o->ranks != o->device.gpus)
+        throw std::invalid_argument("--gpus " + std::to_string(o->device.gpus) + " starts as many ranks; leave "
+                                    "--ranks " + std::to_string(o->ranks) + " out");
+      o->ranks = o->device.gpus, o->device.gpus = 1;
+    }
+    if (o->ranks > 1 && who.world == 1)
+      throw ExitStatus{launch_ranks(o->ranks, args, o->rendezvous.empty() ? o->run_dir + "/.rendezvous" : o->rendezvous)};
+    if (o->ranks > 1 && who.world != o->ranks)
+      throw std::invalid_argument("--ranks " + std::to_string(o->ranks) + ": this process is already rank " +
+                                  std::to_string(who.rank) + " of " + std::to_string(who.world) +
+                                  " (srun -n, or RANK/WORLD_SIZE): leave --ranks out");
     // From the start: a stop requested while the data loads ends the run after its first step, checkpoint written.
     std::signal(SIGTERM, request_stop);
     std::signal(SIGUSR1, request_stop);
-    const RankInfo who = rank_info_from_environment();
     const bool lead = who.rank == 0;
     if (!lead) std::freopen("/dev/null", "w", stdout);  // one voice in the job's log; errors still on stderr
     resolve(*cmd, *o);
