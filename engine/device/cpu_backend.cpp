@@ -95,8 +95,9 @@ std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_r
                                 ": mixed precision runs on a GPU (--gpus 1); the CPU computes fp32 (--precision fp32)");
   if (gpus == 0) return cpu_backend(available_memory());
   if (gpus > 1)
-    throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": one process drives one GPU; for several, run "
-                                "one rank per GPU (srun --ntasks-per-node=GPUS, README \"Data parallel\") with --gpus 1");
+    throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": one process drives one GPU; for several, train "
+                                "one rank per GPU (unet train --gpus N starts them, or srun --ntasks-per-node=GPUS "
+                                "with --gpus 1)");
 #ifdef UNET_CUDA
   // Ranks on one node share its GPUs unless the launcher gave each its own
   // (CUDA_VISIBLE_DEVICES, --gpus-per-task): local rank r takes visible GPU r.
