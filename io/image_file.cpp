@@ -18,6 +18,7 @@
 #include "io/file_name.h"
 #include "io/nifti.h"
 #include "io/png.h"
+#include "io/tiff.h"
 
 namespace unet {
 namespace {
@@ -43,12 +44,24 @@ const char* units_name(int code) {
 
 }  // namespace
 
-bool is_image_file(const std::string& path) { return is_nifti_name(path) || has_extension(path, ".png"); }
+bool is_image_file(const std::string& path) {
+  return is_nifti_name(path) || has_extension(path, ".png") || is_tiff_name(path);
+}
+
+std::string image_stem(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  for (const std::string ext : {".nii.gz", ".nii", ".hdr", ".img", ".png", ".tiff", ".tif"})
+    if (name.size() > ext.size() && has_extension(name, ext)) return name.substr(0, name.size() - ext.size());
+  const size_t dot = name.find_last_of('.');
+  return dot == std::string::npos || dot == 0 ? name : name.substr(0, dot);
+}
 
 Volume read_image(const std::string& path) {
   if (has_extension(path, ".png")) return read_png(path);
+  if (is_tiff_name(path)) return read_tiff(path);
   if (is_nifti_name(path)) return read_nifti(path);
-  throw FileError(path + ": unknown image type, expected .nii, .nii.gz, .hdr, .img or .png");
+  throw FileError(path + ": unknown image type, expected .nii, .nii.gz, .hdr, .img, .png, .tif or .tiff");
 }
 
 std::string describe(const Volume& v) {
@@ -58,7 +71,7 @@ std::string describe(const Volume& v) {
   if (h) {
     o << "  format:      NIfTI-" << h->version << (h->big_endian ? " (big-endian)" : " (little-endian)") << "\n";
   } else {
-    o << "  format:      " << (has_extension(v.path, ".png") ? "PNG" : "image") << "\n";
+    o << "  format:      " << (has_extension(v.path, ".png") ? "PNG" : is_tiff_name(v.path) ? "TIFF" : "image") << "\n";
   }
   o << "  dims:        " << v.dims << "D, " << v.w << " x " << v.h;
   if (v.dims == 3) o << " x " << v.d;
@@ -70,7 +83,9 @@ std::string describe(const Volume& v) {
   o << "\n";
   o << "  spacing:     " << num(v.spacing[0]) << " x " << num(v.spacing[1]);
   if (v.dims == 3) o << " x " << num(v.spacing[2]);
-  o << " " << (h ? units_name(h->xyz_units) : "(pixels)") << "\n";
+  // TIFF: mm where the file states a physical size (io/tiff.h), which leaves 1 otherwise.
+  const bool tiff_mm = is_tiff_name(v.path) && v.spacing != std::array<double, 3>{1, 1, 1};
+  o << " " << (h ? units_name(h->xyz_units) : tiff_mm ? "mm" : "(pixels)") << "\n";
 
   double lo = std::numeric_limits<double>::infinity(), hi = -lo, sum = 0;
   int64_t nan = 0, inf = 0, finite = 0;

@@ -2,6 +2,7 @@
 //
 //   .nii, .nii.gz, .hdr / .img (NIfTI-1 and NIfTI-2)  -> io/nifti.h
 //   .png                                              -> io/png.h
+//   .tif, .tiff (pages of a stack: a volume's slices)  -> io/tiff.h
 // Extensions are matched case-insensitively. Every failure is a FileError
 // naming the file and what is wrong with it.
 #pragma once
@@ -13,6 +14,8 @@
 namespace unet {
 
 bool is_image_file(const std::string& path);  // by extension
+// A file's name without its folder and image extension ("a/case7.nii.gz" -> "case7"): a case's id.
+std::string image_stem(const std::string& path);
 Volume read_image(const std::string& path);
 
 // What `unet info` prints: format, dimensions, channels, datatype, spacing,

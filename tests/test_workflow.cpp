@@ -15,7 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/storage/checkpoint.h"
+#include "io/image_file.h"
 #include "io/png.h"
+#include "io/tiff.h"
 #include "io/data/synthetic.h"
 #include "tests/files.h"
 #include "tests/run_binary.h"
@@ -46,6 +48,49 @@ fs::path png_dataset(const fs::path& root, int cases, int64_t size = 64) {
 }
 
 const char* kSmall = "--filters 4 --depth 2 --size 32x32 --batch-size 2 --workers 1";
+
+// TIFF stacks (EM and microscopy): a folder pair of 3-page 48x48 stacks; a 2D
+// net trains on their slices, predict writes TIFF masks a page per slice, and
+// evaluate scores them against the label stacks.
+TEST(Workflow, TiffStacksTrainPredictEvaluate) {
+  const fs::path dir = work("tiff"), data = dir / "data";
+  fs::create_directories(data / "image");
+  fs::create_directories(data / "label");
+  for (int i = 0; i < 4; ++i) {
+    Volume image, label;
+    for (int z = 0; z < 3; ++z) {
+      SyntheticSpec spec;
+      spec.size = 48, spec.cells = 8;
+      const auto [im, lb] = synthetic_em(spec, 10 * i + z);
+      if (z == 0) image = im, label = lb, image.voxels.clear(), label.voxels.clear();
+      image.voxels.insert(image.voxels.end(), im.voxels.begin(), im.voxels.end());
+      label.voxels.insert(label.voxels.end(), lb.voxels.begin(), lb.voxels.end());
+    }
+    image.d = label.d = 3, image.dims = label.dims = 3;
+    write_tiff((data / "image" / (std::to_string(i) + ".tif")).string(), image, "uint8");
+    write_tiff((data / "label" / (std::to_string(i) + ".tif")).string(), label, "uint8");
+  }
+  const test::Result info = run_unet("info " + q(data / "image" / "0.tif"));
+  ASSERT_EQ(info.status, 0) << info.out;
+  EXPECT_THAT(info.out, HasSubstr("TIFF"));
+  EXPECT_THAT(info.out, HasSubstr("48 x 48 x 3"));
+  const test::Result t = run_unet("train --data " + q(data) + " --label-threshold 127.5 " + kSmall +
+                                  " --val-cases 1 --steps 6 --val-every 6 --run-dir " + q(dir / "run"));
+  ASSERT_EQ(t.status, 0) << t.out;
+  const test::Result p = run_unet("predict -w " + q(dir / "run" / "best.safetensors") + " " + q(data / "image") +
+                                  " -o " + q(dir / "pred") + " --probabilities");
+  ASSERT_EQ(p.status, 0) << p.out;
+  EXPECT_THAT(p.out, HasSubstr("3_mask.tif"));
+  const Volume mask = read_image((dir / "pred" / "3_mask.tif").string());
+  EXPECT_EQ(mask.w, 48);
+  EXPECT_EQ(mask.d, 3) << "a page per slice";
+  EXPECT_EQ(read_image((dir / "pred" / "3_prob.tif").string()).datatype, "float32");
+  EXPECT_TRUE(fs::exists(dir / "pred" / "3_components.tif"));
+  const test::Result e = run_unet("evaluate -p " + q(dir / "pred") + " -l " + q(data / "label") +
+                                  " --label-threshold 127.5");
+  ASSERT_EQ(e.status, 0) << e.out;
+  EXPECT_THAT(e.out, HasSubstr("class 1 over 4 case(s): Dice"));
+}
 
 TEST(Workflow, TrainPredictEvaluateVisualize) {
   const fs::path dir = work("full");

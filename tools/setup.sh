@@ -16,6 +16,7 @@ packages=(
   libbenchmark-dev                # benchmarks
   libnifti2-dev zlib1g-dev        # NIfTI-1/2 through nifti_clib
   libpng-dev                      # PNG
+  libtiff-dev                     # TIFF stacks (microscopy, EM)
   nlohmann-json3-dev              # dataset.json, checkpoint metadata
   libxxhash-dev                   # the digest pairing a checkpoint's state with its weights
   libonnx-dev libprotobuf-dev     # unet export --onnx
@@ -23,6 +24,7 @@ packages=(
   libcli11-dev                    # the unet command line
   python3 python3-nibabel python3-png python3-numpy python3-venv  # test files written by other tools
   python3-scipy                   # the resampling tests' reference (scipy.ndimage.zoom)
+  python3-tifffile python3-pil    # TIFF test files written by other tools
   clang libclang-rt-14-dev        # libFuzzer targets for the readers
 )
 

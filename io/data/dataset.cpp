@@ -40,14 +40,6 @@ bool is_file(const fs::path& p) {
 
 
 // The file name without its image extension (".nii.gz" counts as one).
-std::string stem(const std::string& path) {
-  std::string name = fs::path(path).filename().string();
-  for (const char* ext : {".nii.gz", ".nii", ".png", ".hdr", ".img"})
-    if (name.size() > std::string(ext).size() && has_extension(name, ext))
-      return name.substr(0, name.size() - std::string(ext).size());
-  return fs::path(name).stem().string();
-}
-
 // Numbers inside names compare as numbers: "2" < "10".
 bool natural_less(const std::string& a, const std::string& b) {
   size_t i = 0, j = 0;
@@ -161,7 +153,7 @@ Dataset open_folders(const std::string& root, const DatasetOptions& opt) {
       throw FileError(path + " is a label without an image: expected " + (idir / name).string() +
                       "; add the image or remove the label");
   for (const auto& [name, path] : images) {
-    Case c{stem(name), {path}, ""};
+    Case c{image_stem(name), {path}, ""};
     if (auto it = labels.find(name); it != labels.end()) c.label = it->second;
     else if (opt.require_labels)
       throw FileError(path + " has no label: expected " + (ldir / name).string() +
@@ -203,7 +195,7 @@ Dataset open_csv(const std::string& csv, const DatasetOptions& opt) {
     const std::string label = lc >= 0 && lc < static_cast<int>(f.size()) ? f[lc] : "";
     if (image.empty())
       throw FileError(where + ": a label without an image (column " + opt.image_column + " is empty)");
-    Case c{stem(image), {resolve(image)}, label.empty() ? "" : resolve(label)};
+    Case c{image_stem(image), {resolve(image)}, label.empty() ? "" : resolve(label)};
     if (label.empty() && opt.require_labels)
       throw FileError(where + ": " + image + " has no label (column " + opt.label_column + " is empty)");
     if (!path_exists(c.images[0])) throw FileError(where + ": " + c.images[0] + " does not exist");
@@ -301,7 +293,7 @@ std::vector<Case> listed_cases(const nlohmann::json& j, const std::string& root,
   for (const auto& t : j["training"]) {
     if (!t.is_object() || !t.contains("image") || !t["image"].is_string())
       throw FileError(jname + ": a \"training\" entry lacks \"image\": " + t.dump());
-    Case c{stem(t["image"].get<std::string>()), {(fs::path(root) / t["image"].get<std::string>()).lexically_normal().string()}, ""};
+    Case c{image_stem(t["image"].get<std::string>()), {(fs::path(root) / t["image"].get<std::string>()).lexically_normal().string()}, ""};
     if (t.contains("label") && t["label"].is_string())
       c.label = (fs::path(root) / t["label"].get<std::string>()).lexically_normal().string();
     if (!path_exists(c.images[0])) throw FileError(jname + ": lists " + c.images[0] + ", which does not exist");

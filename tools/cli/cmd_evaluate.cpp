@@ -24,12 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string case_id(const fs::path& p) {
-  std::string name = p.filename().string();
-  for (const char* ext : {".nii.gz", ".nii", ".png", ".hdr"})
-    if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0) {
-      name.resize(name.size() - std::strlen(ext));
-      break;
-    }
+  std::string name = image_stem(p.string());
   const std::string suffix = "_mask";
   if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
     name.resize(name.size() - suffix.size());

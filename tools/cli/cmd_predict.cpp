@@ -1,12 +1,13 @@
 // unet predict: segments images with a trained model. For each input (files, or
 // every image file in a folder) it writes, into --output:
-//   NAME_mask.png / .nii.gz   classes (PNG: 0/255 for two classes, the class
-//                             index otherwise; NIfTI: uint8 keeping the input's header);
+//   NAME_mask.png / .tif / .nii.gz   classes (PNG: 0/255 for two classes, the
+//                             class index otherwise; TIFF: uint8, a page per slice;
+//                             NIfTI: uint8 keeping the input's header);
 //                             --keep-largest: each class's largest component only
-//   NAME_prob.png / .nii.gz   with --probabilities: the foreground probability
-//                             (PNG, 16-bit 0..65535) or every class's (NIfTI float32)
+//   NAME_prob.png / .tif / .nii.gz   with --probabilities: the foreground probability
+//                             (PNG, 16-bit 0..65535) or every class's (TIFF, NIfTI float32)
 //   NAME_components.png       2D: connected components, one colour each
-//                             (3D: NAME_components.nii.gz, numbered)
+//                             (TIFF, numbered uint16; NIfTI: NAME_components.nii.gz, numbered)
 // The model, its normalization and its patch size come from the weights file.
 // A model trained at a spacing (its weights say which) sees each input
 // resampled to it; its logits come back to the input's grid (linear, as
@@ -31,6 +32,7 @@
 #include "io/data/resample.h"
 #include "io/data/slices.h"
 #include "io/png.h"
+#include "io/tiff.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/device_options.h"
 #include "tools/cli/model_options.h"
@@ -66,19 +68,11 @@ std::vector<std::string> expand(const std::vector<std::string>& inputs) {
     for (const auto& e : fs::directory_iterator(in))
       if (e.is_regular_file() && is_image_file(e.path().string()) && e.path().extension() != ".img")
         found.push_back(e.path().string());
-    if (found.empty()) throw FileError(in + ": no image files (.png, .nii, .nii.gz, .hdr) in this folder");
+    if (found.empty()) throw FileError(in + ": no image files (.png, .tif, .nii, .nii.gz, .hdr) in this folder");
     std::sort(found.begin(), found.end());
     files.insert(files.end(), found.begin(), found.end());
   }
   return files;
-}
-
-std::string case_name(const std::string& path) {
-  std::string name = fs::path(path).filename().string();
-  for (const char* ext : {".nii.gz", ".nii", ".png", ".hdr", ".PNG"})
-    if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0)
-      return name.substr(0, name.size() - std::strlen(ext));
-  return fs::path(name).stem().string();
 }
 
 // A volume on the input's grid and header, with c channels of these values.
@@ -170,7 +164,7 @@ void add_predict_command(CLI::App& app) {
         keep_largest_component(classes.data(), image.grid(), config.classes);
         for (int64_t i = 0; i < S; ++i) mask[i] = static_cast<float>(classes[i]);
       }
-      const std::string base = (fs::path(o->output) / case_name(path)).string();
+      const std::string base = (fs::path(o->output) / image_stem(path)).string();
       int32_t objects = 0;
       const std::vector<int32_t> components = connected_components(classes.data(), image.grid(), &objects);
       if (is_png(path)) {
@@ -183,14 +177,19 @@ void add_predict_command(CLI::App& app) {
           write_png(base + "_prob.png", like(image, 1, p), 16);
         }
         write_png(base + "_components.png", components_rgb(components, image.h, image.w));
+      } else if (is_tiff_name(path)) {  // a TIFF input gets TIFF outputs, a page per slice
+        write_tiff(base + "_mask.tif", like(image, 1, mask), "uint8");
+        if (o->probabilities) write_tiff(base + "_prob.tif", like(image, K, prob), "float32");
+        std::vector<float> numbered(components.begin(), components.end());
+        write_tiff(base + "_components.tif", like(image, 1, numbered), objects <= 65535 ? "uint16" : "float32");
       } else {
         write_nifti(base + "_mask.nii.gz", like(image, 1, mask), "uint8");
         if (o->probabilities) write_nifti(base + "_prob.nii.gz", like(image, K, prob), "float32");
         std::vector<float> numbered(components.begin(), components.end());
         write_nifti(base + "_components.nii.gz", like(image, 1, numbered), "int32");
       }
-      std::printf("%s -> %s_mask%s (%d object(s))\n", path.c_str(), base.c_str(), is_png(path) ? ".png" : ".nii.gz",
-                  objects);
+      std::printf("%s -> %s_mask%s (%d object(s))\n", path.c_str(), base.c_str(),
+                  is_png(path) ? ".png" : is_tiff_name(path) ? ".tif" : ".nii.gz", objects);
     }
   });
 }
