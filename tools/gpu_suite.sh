@@ -20,7 +20,8 @@ cd "$(dirname "$0")/.."
 deps=(libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
       libopenblas-openmp-dev libopenblas0-openmp libopenblas-dev libgfortran5
       libnifti2-dev libnifti2-2 libniftiio-dev libniftiio2 libnifticdf-dev libnifticdf2 libznz-dev libznz3
-      libpng-dev libpng16-16 zlib1g-dev nlohmann-json3-dev libcli11-dev
+      libpng-dev libpng16-16 zlib1g-dev nlohmann-json3-dev libcli11-dev libxxhash-dev libxxhash0
+      libtiff-dev libtiff6 libwebp7 libzstd1 liblzma5 liblerc4 libjbig0 libjpeg62-turbo libdeflate0
       libonnx-dev libonnx1 libonnxifi libprotobuf-dev libprotobuf32 libprotobuf-lite32
       libgloo-dev libgloo0 libhiredis0.14 libibverbs1 libnl-3-200 libnl-route-3-200)
 
