@@ -243,7 +243,7 @@ Volume read_tiff(const std::string& path) {
   uint16_t *red = nullptr, *green = nullptr, *blue = nullptr;
   const int64_t plane = v.w * v.h;
   for (int64_t z = 0; z < pages; ++z) {
-    if (!TIFFSetDirectory(t.get(), uint16_t(z))) throw FileError(path + ": cannot go to page " + std::to_string(z + 1));
+    if (!TIFFSetDirectory(t.get(), tdir_t(z))) throw FileError(path + ": cannot go to page " + std::to_string(z + 1));
     if (z == 0) v.spacing = spacing_of(t.get());
     if (palette && !TIFFGetField(t.get(), TIFFTAG_COLORMAP, &red, &green, &blue))
       throw FileError(path + ": a palette image without a colour map");

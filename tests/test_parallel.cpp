@@ -235,7 +235,9 @@ TEST(DataParallel, RanksTwoEqualOneProcessWithTheGlobalBatch) {
   const std::string args = "train --filters 4 --depth 2 --size 32x32 --batch-size 4 --workers 1 --steps 25 "
                            "--val-every 25 --dropout 0.2 --seed 5 --run-dir ";
   ASSERT_EQ(test::run_unet(args + q(dir / "one"), "export OMP_NUM_THREADS=2").status, 0);
-  const test::Result two = test::run_unet(args + q(dir / "two") + " --ranks 2");
+  // As under srun -n 1: the ranks must not read Slurm's world of 1 and launch ranks of their own.
+  const test::Result two = test::run_unet(args + q(dir / "two") + " --ranks 2",
+                                          "export SLURM_PROCID=0 SLURM_NTASKS=1 SLURM_LOCALID=0 SLURM_JOB_ID=7");
   ASSERT_EQ(two.status, 0) << two.out;
   EXPECT_THAT(two.out, HasSubstr("--ranks 2: "));
   EXPECT_THAT(two.out, HasSubstr("data parallel: 2 ranks"));

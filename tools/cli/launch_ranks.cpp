@@ -67,6 +67,9 @@ pid_t start_rank(const std::vector<std::string>& argv, int ranks, int r, const s
   CPU_ZERO(&set);
   for (int c : cores) CPU_SET(c, &set);
   ::sched_setaffinity(0, sizeof set, &set);
+  // Slurm's variables come before RANK/WORLD_SIZE (communicator.h): under srun -n 1 they would make
+  // each rank launch ranks of its own.
+  for (const char* v : {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"}) ::unsetenv(v);
   ::setenv("RANK", std::to_string(r).c_str(), 1);
   ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
   ::setenv("WORLD_SIZE", std::to_string(ranks).c_str(), 1);
