@@ -68,8 +68,8 @@ class RunFolder {
   // folder holds a newer one: the run went on from it) into the model and state
   // and returns its folder; "" when there is none. Damaged or
   // mismatched checkpoints are reported on stderr and skipped; throws FileError
-  // when none is complete, or for one of another model. state.m and .v must
-  // have the model's size.
+  // when none is complete, std::invalid_argument (with the choices) for one of
+  // another model. state.m and .v must have the model's size.
   std::string load_checkpoint(UNet& model, TrainState& state, const std::string& from = "") const;
   // After a resume from `resumed`, a checkpoint of this folder: the writing a
   // crash cut short after its rename is finished (the latest link made, the
