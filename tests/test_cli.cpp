@@ -24,7 +24,7 @@ const std::string kData = std::string(UNET_SOURCE_DIR) + "/../shared/datasets/";
 
 using unet::test::Result;
 
-Result run(const std::string& args) { return unet::test::run_unet(args); }
+Result run(const std::string& args, const std::string& prefix = "") { return unet::test::run_unet(args, prefix); }
 
 size_t lines(const std::string& s) { return size_t(std::count(s.begin(), s.end(), '\n')); }
 
@@ -56,11 +56,15 @@ TEST(Cli, GpuOptionsRefuseWhatCannotRunAndSayWhy) {
   Result r = run("bench --gpus 2");
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.out, HasSubstr("one process drives one GPU"));
-  for (const char* p : {"bf16", "fp16"}) {  // mixed precision is the GPU's
-    r = run(std::string("bench --precision ") + p + " --size 64x64 --depth 2");
-    EXPECT_NE(r.status, 0);
-    EXPECT_THAT(r.out, HasSubstr("mixed precision runs on a GPU (--gpus 1)"));
-  }
+  r = run("bench --precision fp16 --size 64x64 --depth 2");  // fp16 is the GPU's
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.out, HasSubstr("the CPU has no fp16 convolutions; use --precision bf16 or fp32"));
+  r = run("bench --precision bf16 --size 64x64 --depth 2", "export UNET_CPU_CONV=im2col");
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.out, HasSubstr("the im2col reference multiplies in fp32"));
+  r = run("bench --size 64x64 --depth 2", "export UNET_CPU_CONV=fast");
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.out, HasSubstr("UNET_CPU_CONV=fast: expected onednn"));
   r = run("bench --precision fp64");
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.out, HasSubstr("--precision"));

@@ -11,7 +11,8 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libopenblas-openmp-dev          # BLAS for the CPU convolutions
+  libopenblas-openmp-dev          # BLAS: the CPU convolutions' reference path, the up-convolutions
+  libdnnl-dev                     # oneDNN: the CPU convolutions (AVX2, AVX-512, AVX-512 BF16, AMX kernels)
   libgtest-dev libgmock-dev       # tests
   libbenchmark-dev                # benchmarks
   libnifti2-dev zlib1g-dev        # NIfTI-1/2 through nifti_clib

@@ -33,15 +33,18 @@ struct cublasContext;  // cublasHandle_t without the cuBLAS headers
 namespace unet {
 
 class ConvCudnn;
+class ConvDnnl;
 
 // One convolution layer's plan (ops::plan_conv): the layer, what its calls
-// need as workspace, and on a GPU cuDNN's chosen algorithms.
+// need as workspace, and its primitives: cuDNN's chosen algorithms on a GPU,
+// oneDNN's on the CPU (neither for the CPU's im2col reference).
 struct ConvPlan {
   std::string key;  // conv_key(): twins share a plan (their calls run one at a time)
   ConvSpec spec;
   int64_t weights = 0;          // the layer's weight count
   int64_t workspace_bytes = 0;  // under mixed precision with its 16-bit weights and weight gradient
   std::shared_ptr<ConvCudnn> cudnn;  // the CUDA backend's
+  std::shared_ptr<ConvDnnl> dnnl;    // the CPU backend's
 };
 
 // What the CUDA Graphs on one backend share: whether graphs are on (a capture
@@ -61,8 +64,9 @@ struct CudaGraphState {
 // later). bf16, fp16: mixed precision: activations and their gradients in 16
 // bits, every sum and statistic in fp32, fp32 master weights (16-bit copies for
 // cuDNN and cuBLAS) and fp32 gradients; fp16 needs the trainer's loss scaling
-// (LossScaler). The CPU computes fp32: it accepts fp32 and tf32 and refuses
-// the 16-bit precisions.
+// (LossScaler). The CPU keeps every tensor in fp32: it accepts fp32 and tf32
+// (as fp32), and bf16, where its convolutions multiply in bf16 (oneDNN's
+// AVX-512 BF16 and AMX kernels, conv_dnnl.h); it refuses fp16.
 enum class Precision { fp32, tf32, bf16, fp16 };
 inline constexpr Choice<Precision> kPrecisions[] = {
     {"fp32", Precision::fp32, "strict single precision"},
@@ -110,6 +114,11 @@ class Backend {
   // The cuDNN and cuBLAS handles bound to stream(), and whether TF32 was asked
   // for (the CPU: none). For the ops that call them (ops.h).
   virtual cudnnContext* cudnn() const { return nullptr; }
+  // The CPU's convolutions: through oneDNN, multiplying in conv_type() (f32,
+  // or bf16 under --precision bf16), or where reference_convolutions() the
+  // im2col + OpenBLAS reference (UNET_CPU_CONV=im2col, for comparisons).
+  virtual DType conv_type() const { return activation_type(); }
+  virtual bool reference_convolutions() const { return false; }
   virtual cublasContext* cublas() const { return nullptr; }
   virtual bool tf32() const { return false; }
   // The reductions' scratch (the norms', the loss's, the gradient norm's), of
@@ -141,7 +150,11 @@ struct OutOfMemory : std::runtime_error {
 // run kept within a budget; 0: no bound. separate_memory: the CPU ops on memory
 // the model treats as a GPU's (host copies, staged batches, explicit uploads
 // and downloads), so that the CPU tests check every copy the GPU path makes.
-std::shared_ptr<Backend> cpu_backend(int64_t memory_limit = 0, bool separate_memory = false);
+// conv_type: f32, or bf16 (the convolutions multiply in bf16). The
+// environment's UNET_CPU_CONV (onednn, the default, or im2col) picks the
+// convolutions; any other value is refused (std::invalid_argument).
+std::shared_ptr<Backend> cpu_backend(int64_t memory_limit = 0, bool separate_memory = false,
+                                     DType conv_type = DType::f32);
 // One GPU (the CUDA device `device`, after CUDA_VISIBLE_DEVICES); `graphs`:
 // capture the forward and backward passes as CUDA Graphs. Throws
 // std::runtime_error when this build has no CUDA backend or the machine no GPU.

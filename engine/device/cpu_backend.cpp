@@ -7,6 +7,7 @@
 #include <new>
 
 #include "engine/device/backend.h"
+#include "kernels/conv_dnnl.h"
 #ifdef UNET_CUDA
 #include "engine/device/device_buffer.h"
 #endif
@@ -30,9 +31,30 @@ std::string cpu_model() {
   return "cpu";
 }
 
+// UNET_CPU_CONV: whether the im2col reference replaces oneDNN.
+bool reference_convolutions_asked() {
+  const char* v = std::getenv("UNET_CPU_CONV");
+  const std::string value = v ? v : "";
+  if (value.empty() || value == "onednn") return false;
+  if (value == "im2col") return true;
+  throw std::invalid_argument("UNET_CPU_CONV=" + value +
+                              ": expected onednn (the default: oneDNN's kernels) or im2col (the im2col + OpenBLAS "
+                              "reference)");
+}
+
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(int64_t limit, bool separate) : limit_(limit), separate_(separate) {}
+  CpuBackend(int64_t limit, bool separate, DType conv_type)
+      : limit_(limit), separate_(separate), conv_type_(conv_type), reference_(reference_convolutions_asked()) {
+    if (conv_type_ == DType::f16)
+      throw std::invalid_argument("--precision fp16: the CPU has no fp16 convolutions; use --precision bf16 or fp32");
+    if (conv_type_ == DType::bf16 && reference_)
+      throw std::invalid_argument("--precision bf16 with UNET_CPU_CONV=im2col: the im2col reference multiplies in "
+                                  "fp32; unset UNET_CPU_CONV for oneDNN's bf16 convolutions");
+    if (conv_type_ == DType::bf16 && !cpu_has_bf16_convolutions())
+      throw std::invalid_argument("--precision bf16: oneDNN has no bf16 convolutions for this CPU (" + cpu_model() +
+                                  "; they need AVX-512); train in fp32 (--precision fp32)");
+  }
   std::string name() const override { return cpu_model(); }
   bool is_cuda() const override { return false; }
   bool separate_memory() const override { return separate_; }
@@ -69,16 +91,20 @@ class CpuBackend final : public Backend {
 
   int64_t max_tensor_elements() const override { return std::numeric_limits<int64_t>::max(); }
   DType activation_type() const override { return DType::f32; }
+  DType conv_type() const override { return conv_type_; }
+  bool reference_convolutions() const override { return reference_; }
 
  private:
   int64_t limit_, held_ = 0, peak_ = 0;
   bool separate_;
+  DType conv_type_;
+  bool reference_;
 };
 
 }  // namespace
 
-std::shared_ptr<Backend> cpu_backend(int64_t memory_limit, bool separate_memory) {
-  return std::make_shared<CpuBackend>(memory_limit, separate_memory);
+std::shared_ptr<Backend> cpu_backend(int64_t memory_limit, bool separate_memory, DType conv_type) {
+  return std::make_shared<CpuBackend>(memory_limit, separate_memory, conv_type);
 }
 
 Precision parse_precision(const std::string& text) { return choose(kPrecisions, text, "--precision"); }
@@ -90,10 +116,7 @@ DType storage_type(Precision p) {
 std::shared_ptr<Backend> make_backend(int gpus, Precision precision, int local_rank, bool graphs) {
   if (gpus < 0) throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": expected 0 (the CPU) or 1");
   // A batch larger than the machine's memory is refused with the batch that fits.
-  if (gpus == 0 && storage_type(precision) != DType::f32)
-    throw std::invalid_argument(std::string("--precision ") + dtype_name(storage_type(precision)) +
-                                ": mixed precision runs on a GPU (--gpus 1); the CPU computes fp32 (--precision fp32)");
-  if (gpus == 0) return cpu_backend(available_memory());
+  if (gpus == 0) return cpu_backend(available_memory(), false, storage_type(precision));
   if (gpus > 1)
     throw std::invalid_argument("--gpus " + std::to_string(gpus) + ": one process drives one GPU; for several, train "
                                 "one rank per GPU (unet train --gpus N starts them, or srun --ntasks-per-node=GPUS "

@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "engine/device/backend.h"
 #include "kernels/activation.h"
@@ -40,10 +42,14 @@ void dropout_backward(Backend& be, const Tensor& dy, const Tensor& dx, const Dro
 
 
 // Convolutions: one plan per distinct layer (shapes, strides, spec), made when
-// the net is planned (the CUDA backend chooses its cuDNN algorithms there);
-// the ops take the plan's index.
+// the net is planned (the CUDA backend chooses its cuDNN algorithms there,
+// the CPU backend its oneDNN primitives); the ops take the plan's index.
 int plan_conv(Backend& be, const Shape& in, int64_t out_channels, const ConvSpec& spec, ConvStrides strides);
 int64_t conv_workspace_bytes(Backend& be, int plan);
+// The CPU's convolution kernels over every plan, each named once: oneDNN's
+// implementations ("jit:avx512_core", ...), or "im2col+openblas" for the
+// reference; empty on a GPU.
+std::vector<std::string> cpu_conv_kernels(Backend& be);
 void conv_forward(Backend& be, int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
                   void* workspace);
 // y = act(conv(x) + bias): one fused call where the device can (cuDNN, for

@@ -3,11 +3,13 @@
 // 16-bit copy at its workspace's start (and cuDNN writes a 16-bit weight
 // gradient beside it, added into the fp32 one): the workspace sizes below
 // count that room.
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "engine/device/on_device.h"
 #include "engine/device/ops.h"
+#include "kernels/conv_dnnl.h"
 #include "kernels/convert.h"
 #include "kernels/upconv.h"
 
@@ -59,9 +61,14 @@ int plan_conv(Backend& be, const Shape& in, int64_t out_channels, const ConvSpec
   std::string key = conv_key(in, out_channels, spec, strides);
   for (size_t i = 0; i < plans.size(); ++i)
     if (plans[i].key == key) return static_cast<int>(i);
-  ConvPlan p{std::move(key), spec, out_channels * in.c, 0, nullptr};
+  ConvPlan p{std::move(key), spec, out_channels * in.c, 0, nullptr, nullptr};
   for (int d = 0; d < in.dims; ++d) p.weights *= spec.kernel;
-  p.workspace_bytes = conv_workspace_floats(in, out_channels, spec) * int64_t(sizeof(float));  // the CPU's columns
+  if (!be.is_cuda() && !be.reference_convolutions()) {
+    p.dnnl = std::make_shared<ConvDnnl>(in, out_channels, spec, strides, be.conv_type());
+    p.workspace_bytes = int64_t(p.dnnl->workspace_bytes());
+  } else {
+    p.workspace_bytes = conv_workspace_floats(in, out_channels, spec) * int64_t(sizeof(float));  // im2col's columns
+  }
 #ifdef UNET_CUDA
   if (be.is_cuda()) {
     const DType type = be.activation_type();
@@ -75,6 +82,15 @@ int plan_conv(Backend& be, const Shape& in, int64_t out_channels, const ConvSpec
 
 int64_t conv_workspace_bytes(Backend& be, int plan) { return be.conv_plans().at(plan).workspace_bytes; }
 
+std::vector<std::string> cpu_conv_kernels(Backend& be) {
+  std::vector<std::string> names;
+  if (be.is_cuda()) return names;
+  for (const ConvPlan& p : be.conv_plans())
+    for (const std::string& k : p.dnnl ? p.dnnl->kernels() : std::vector<std::string>{"im2col+openblas"})
+      if (std::find(names.begin(), names.end(), k) == names.end()) names.push_back(k);
+  return names;
+}
+
 void conv_forward(Backend& be, int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
                   void* workspace) {
   const ConvPlan& p = be.conv_plans()[plan];
@@ -84,14 +100,15 @@ void conv_forward(Backend& be, int plan, const Tensor& x, const float* w, const 
     return p.cudnn->forward(x, o.w, bias, y, o.rest, be.stream());
   }
 #endif
+  if (p.dnnl) return p.dnnl->forward(x, w, bias, y, workspace);
   unet::conv_forward(x, w, bias, y, p.spec, static_cast<float*>(workspace));
 }
 
 void conv_bias_act_forward(Backend& be, int plan, const Tensor& x, const float* w, const float* bias, const Tensor& y,
                            ActivationSpec act, void* workspace) {
+  const ConvPlan& p = be.conv_plans()[plan];
 #ifdef UNET_CUDA
   if (be.is_cuda()) {
-    const ConvPlan& p = be.conv_plans()[plan];
     const Operands o = operands(be, w, p.weights, workspace);
     if (act.kind == Activation::relu && bias && p.cudnn->forward_bias_relu(x, o.w, bias, y, o.rest, be.stream()))
       return;
@@ -99,6 +116,10 @@ void conv_bias_act_forward(Backend& be, int plan, const Tensor& x, const float* 
     return bias_act_forward(be, y, bias, act);
   }
 #endif
+  if (p.dnnl) {  // oneDNN adds the bias in its kernel
+    p.dnnl->forward(x, w, bias, y, workspace);
+    return bias_act_forward(be, y, nullptr, act);
+  }
   conv_forward(be, plan, x, w, nullptr, y, workspace);
   bias_act_forward(be, y, bias, act);
 }
@@ -114,6 +135,7 @@ void conv_backward(Backend& be, int plan, const Tensor& x, const float* w, const
     return;
   }
 #endif
+  if (p.dnnl) return p.dnnl->backward(x, w, dy, dx, dw, dbias, mode, workspace);
   unet::conv_backward(x, w, dy, dx, dw, dbias, p.spec, mode, static_cast<float*>(workspace));
 }
 

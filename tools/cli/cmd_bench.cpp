@@ -15,6 +15,8 @@
 #include <random>
 
 #include "engine/device/blas_core.h"
+#include "engine/device/ops.h"
+#include "kernels/conv_dnnl.h"
 #include "engine/storage/checkpoint.h"
 #include "engine/train/loss_scaler.h"
 #include "engine/train/train_step.h"
@@ -129,6 +131,10 @@ void add_bench_command(CLI::App& app) {
         {"arena_mib", double(model.arena_bytes()) / (1 << 20)},
         {"peak_rss_mib", double(usage.ru_maxrss) / 1024}};
     if (be.is_cuda()) j["peak_device_mib"] = double(be.peak_bytes()) / (1 << 20);
+    if (!be.is_cuda()) {
+      j["conv_kernels"] = ops::cpu_conv_kernels(be);
+      j["versions"]["onednn"] = onednn_version();
+    }
     if (!o->save_weights.empty()) save_weights(o->save_weights, model, {{"unet.patch", o->model.size}});
     std::printf("%s\n", j.dump().c_str());
   });
