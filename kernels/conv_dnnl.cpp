@@ -77,6 +77,7 @@ struct Operand {
   }
   size_t bytes() const { return move ? inside.get_size() : 0; }
 
+
   // The operand in the kernel's layout, reordered from `data` where it must be.
   memory in(const void* data, char* workspace, const memory& scratch) const {
     memory engine_mem(outside, cpu_engine(), const_cast<void*>(data));
@@ -109,6 +110,7 @@ struct ConvDnnl::Impl {
   // Forward: x, w in; y out. Data gradient: dy, w in; dx out (overwritten or
   // added). Weight gradient: x, dy in; dw added.
   Operand fwd_x, fwd_w, fwd_y, data_dy, data_w, data_dx, data_dx_add, weights_x, weights_dy, weights_dw;
+  bool shared_dy = false;  // both gradients read dy in one layout: it is reordered once
   std::vector<float> no_bias;  // zeros: the primitive always adds a bias
   memory::desc scratch_md;     // oneDNN's scratchpad, at the workspace's start
   size_t bytes = 0;
@@ -175,9 +177,16 @@ ConvDnnl::ConvDnnl(const Shape& in, int64_t out_channels, const ConvSpec& spec, 
       m.bytes = std::max(m.bytes, at);
     };
     place({&m.fwd_x, &m.fwd_w, &m.fwd_y});
-    place({&m.data_dy, &m.data_w, &m.data_dx});
-    place({&m.data_dy, &m.data_w, &m.data_dx_add});
-    place({&m.weights_x, &m.weights_dy, &m.weights_dw});
+    m.shared_dy = m.data_dy.inside == m.weights_dy.inside;
+    if (m.shared_dy) {  // dy stays in its region through both gradients
+      place({&m.data_dy, &m.data_w, &m.data_dx, &m.weights_x, &m.weights_dw});
+      place({&m.data_dy, &m.data_w, &m.data_dx_add, &m.weights_x, &m.weights_dw});
+      m.weights_dy.offset = m.data_dy.offset;
+    } else {
+      place({&m.data_dy, &m.data_w, &m.data_dx});
+      place({&m.data_dy, &m.data_w, &m.data_dx_add});
+      place({&m.weights_x, &m.weights_dy, &m.weights_dw});
+    }
   } catch (const dnnl::error& e) {
     throw std::runtime_error("conv " + conv_key(in, out_channels, spec, strides) + " in " + dtype_name(type) +
                              ": oneDNN has no kernel for it on this CPU (" + e.what() + ")");
@@ -214,11 +223,13 @@ void ConvDnnl::backward(const Tensor& x, const float* w, const Tensor& dy, const
   expect_shape("conv_backward", "dy", dy.shape, m.out);
   char* ws = static_cast<char*>(workspace);
   const memory scratch = m.scratch(ws);
+  std::optional<memory> dy_mem;  // dy in the data gradient's layout, once made
   if (dx.data) {
     expect_shape("conv_backward", "dx", dx.shape, m.in);
     const Operand& to = mode == GradMode::accumulate ? m.data_dx_add : m.data_dx;
     const memory dx_mem = to.target(dx.data, ws);
-    m.bwd_data.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, m.data_dy.in(dy.data, ws, scratch)},
+    dy_mem = m.data_dy.in(dy.data, ws, scratch);
+    m.bwd_data.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, *dy_mem},
                                       {DNNL_ARG_WEIGHTS, m.data_w.in(w, ws, scratch)},
                                       {DNNL_ARG_DIFF_SRC, dx_mem},
                                       {DNNL_ARG_SCRATCHPAD, scratch}});
@@ -226,7 +237,7 @@ void ConvDnnl::backward(const Tensor& x, const float* w, const Tensor& dy, const
   }
   const memory dw_mem = m.weights_dw.target(dw, ws);
   m.bwd_weights.execute(cpu_stream(), {{DNNL_ARG_SRC, m.weights_x.in(x.data, ws, scratch)},
-                                       {DNNL_ARG_DIFF_DST, m.weights_dy.in(dy.data, ws, scratch)},
+                                       {DNNL_ARG_DIFF_DST, dy_mem && m.shared_dy ? *dy_mem : m.weights_dy.in(dy.data, ws, scratch)},
                                        {DNNL_ARG_DIFF_WEIGHTS, dw_mem},
                                        {DNNL_ARG_SCRATCHPAD, scratch}});
   m.weights_dw.out(dw_mem, dw, scratch);
