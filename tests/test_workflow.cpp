@@ -19,6 +19,7 @@
 #include "io/png.h"
 #include "io/tiff.h"
 #include "io/data/synthetic.h"
+#include "kernels/conv_dnnl.h"
 #include "tests/files.h"
 #include "tests/run_binary.h"
 
@@ -153,6 +154,23 @@ std::vector<float> tensor(const fs::path& file, const std::string& name) {
 }
 
 // Fine-tuning: another run's weights, the encoder frozen.
+// The CPU's bf16 convolutions (AVX-512 BF16, AMX) train the default task (the
+// README's first command) to the Dice fp32 reaches, within 0.01.
+TEST(Workflow, Bf16OnTheCpuTrainsTheDefaultTaskToFp32sDice) {
+  if (!cpu_has_bf16_convolutions()) GTEST_SKIP() << "this CPU has no bf16 convolutions in oneDNN (AVX-512 needed)";
+  auto dice = [](const std::string& precision) {
+    const fs::path dir = work("default-" + precision);
+    const test::Result r = run_unet("train --precision " + precision + " --run-dir " + q(dir / "run"));
+    EXPECT_EQ(r.status, 0) << r.out;
+    const size_t at = r.out.find("class 1 Dice ");
+    EXPECT_NE(at, std::string::npos) << r.out;
+    return at == std::string::npos ? -1.0 : std::stod(r.out.substr(at + 13));
+  };
+  const double fp32 = dice("fp32"), bf16 = dice("bf16");
+  EXPECT_GT(fp32, 0.9);
+  EXPECT_NEAR(bf16, fp32, 0.01);
+}
+
 TEST(Workflow, LoadWeightsAndFreezeTheEncoder) {
   const fs::path dir = work("finetune");
   const std::string args = "train " + std::string(kSmall) + " --steps 3 --run-dir ";

@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deps=(libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
-      libopenblas-openmp-dev libopenblas0-openmp libopenblas-dev libgfortran5
+      libopenblas-openmp-dev libopenblas0-openmp libopenblas-dev libgfortran5 libdnnl-dev libdnnl2 ocl-icd-libopencl1
       libnifti2-dev libnifti2-2 libniftiio-dev libniftiio2 libnifticdf-dev libnifticdf2 libznz-dev libznz3
       libpng-dev libpng16-16 zlib1g-dev nlohmann-json3-dev libcli11-dev libxxhash-dev libxxhash0
       libtiff-dev libtiff6 libwebp7 libzstd1 liblzma5 liblerc4 libjbig0 libjpeg62-turbo libdeflate0
